@@ -1,0 +1,3 @@
+"""Airflow KubernetesExecutor that discovers its namespaces at runtime."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,152 @@
+"""Where candidate namespaces come from: a label-selector list+watch, or a configured list.
+
+The watch is the usual Kubernetes reflector loop: list to get a consistent snapshot and its
+resourceVersion, watch from there with bookmarks (so a quiet watch still advances its
+resourceVersion), re-list when the server answers 410 Gone, and reconnect with backoff on errors.
+Objects are read as raw JSON: only name, labels and deletion state matter, and skipping model
+deserialisation keeps a 1000-namespace list cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from http import HTTPStatus
+from typing import Any
+
+from kubernetes import client
+from kubernetes.watch.watch import iter_resp_lines
+
+from airflow_provider_nsdiscovery.discovery.state import Observation
+from airflow_provider_nsdiscovery.streaming import Backoff, Interruptible
+
+log = logging.getLogger(__name__)
+
+WATCH_TIMEOUT_SECONDS = 300
+
+
+def observation_from(obj: Mapping[str, Any]) -> Observation:
+    metadata = obj.get("metadata") or {}
+    phase = (obj.get("status") or {}).get("phase")
+    return Observation(
+        exists=True,
+        labels=dict(metadata.get("labels") or {}),
+        terminating=bool(metadata.get("deletionTimestamp")) or phase == "Terminating",
+    )
+
+
+def read_namespace(core: client.CoreV1Api, name: str) -> Observation | None:
+    """The namespace as it is now; ``exists=False`` when it is gone, None when we may not read it."""
+    try:
+        response = core.read_namespace(name, _preload_content=False)
+    except client.ApiException as err:
+        if err.status == HTTPStatus.NOT_FOUND:
+            return Observation(exists=False)
+        if err.status == HTTPStatus.FORBIDDEN:
+            return None
+        raise
+    return observation_from(json.loads(response.data))
+
+
+class ListForbiddenError(Exception):
+    """The identity may not list namespaces cluster-wide; discovery falls back to candidates."""
+
+
+class NamespaceWatch:
+    """List+watch of the namespaces matching one selector, run on a thread of its own.
+
+    ``on_snapshot`` gets every selected namespace after each (re-)list, so the consumer can forget
+    those that vanished while the watch was down; ``on_event`` gets ``(type, name, observation)``
+    for ADDED, MODIFIED and DELETED. A DELETED event from a selector watch means "no longer
+    matches", which is either deletion or a removed label; the consumer tells them apart.
+    """
+
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        label_selector: str,
+        on_snapshot: Callable[[dict[str, Observation]], None],
+        on_event: Callable[[str, str, Observation], None],
+        on_request: Callable[[str], None] = lambda kind: None,
+    ) -> None:
+        self._core = client.CoreV1Api(api_client)
+        self._selector = label_selector
+        self._on_snapshot = on_snapshot
+        self._on_event = on_event
+        self._on_request = on_request
+        self._stream = Interruptible()
+        self._backoff = Backoff()
+        self.resource_version: str | None = None
+
+    def stop(self) -> None:
+        self._stream.stop()
+
+    def run(self) -> None:
+        """Loop until stopped; raises :class:`ListForbiddenError` if listing is not allowed at all."""
+        while not self._stream.stopped.is_set():
+            try:
+                if self.resource_version is None:
+                    self._list()
+                self._watch()
+                self._backoff.reset()
+            except client.ApiException as err:
+                if err.status == HTTPStatus.FORBIDDEN and self.resource_version is None:
+                    raise ListForbiddenError(str(err.reason)) from err
+                if err.status == HTTPStatus.GONE:
+                    log.info("namespace watch expired (410 Gone); re-listing")
+                    self.resource_version = None
+                    continue
+                self._pause(f"namespace watch failed: {err.status} {err.reason}")
+            except Exception as err:  # connection errors, timeouts, API server restarts
+                if self._stream.stopped.is_set():
+                    return
+                self._pause(f"namespace watch interrupted: {err!r}")
+
+    def _pause(self, why: str) -> None:
+        delay = self._backoff.next_delay()
+        log.warning("%s; retrying in %.1fs", why, delay)
+        self._stream.stopped.wait(delay)
+
+    def _list(self) -> None:
+        self._on_request("list namespaces")
+        response = self._core.list_namespace(label_selector=self._selector, _preload_content=False)
+        body = json.loads(response.data)
+        self._on_snapshot(
+            {item["metadata"]["name"]: observation_from(item) for item in body.get("items") or []}
+        )
+        self.resource_version = body["metadata"]["resourceVersion"]
+
+    def _watch(self) -> None:
+        self._on_request("watch namespaces")
+        response = self._stream.track(
+            self._core.list_namespace(
+                label_selector=self._selector,
+                watch=True,
+                allow_watch_bookmarks=True,
+                resource_version=self.resource_version,
+                timeout_seconds=WATCH_TIMEOUT_SECONDS,
+                _preload_content=False,
+                _request_timeout=(10, WATCH_TIMEOUT_SECONDS + 30),
+            )
+        )
+        try:
+            for line in iter_resp_lines(response):
+                if not line:
+                    continue
+                event = json.loads(line)
+                kind, obj = event["type"], event["object"]
+                if kind == "ERROR":
+                    raise client.ApiException(status=obj.get("code"), reason=obj.get("message"))
+                self.resource_version = obj["metadata"]["resourceVersion"]
+                if kind != "BOOKMARK":
+                    self._on_event(kind, obj["metadata"]["name"], observation_from(obj))
+        finally:
+            response.release_conn()
+
+
+def run_in_thread(name: str, target: Callable[[], None]) -> threading.Thread:
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    return thread

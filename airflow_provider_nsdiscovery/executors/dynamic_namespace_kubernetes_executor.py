@@ -1,0 +1,173 @@
+"""DynamicNamespaceKubernetesExecutor: the upstream KubernetesExecutor, namespaces found at runtime.
+
+Only the seams change: which scheduler object runs the watchers and creates pods, which
+namespaces adoption and cleanup look in, and how a refused launch fails its task. Everything else
+(pod building, state handling, adoption logic, logs) is upstream's code, unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import threading
+from collections.abc import Iterator
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+from airflow.exceptions import AirflowConfigException
+from airflow.providers.cncf.kubernetes.executors import kubernetes_executor_utils
+from airflow.providers.cncf.kubernetes.executors.kubernetes_executor import KubernetesExecutor
+from airflow.providers.cncf.kubernetes.executors.kubernetes_executor_types import POD_EXECUTOR_DONE_KEY
+from airflow.providers.cncf.kubernetes.kube_client import _get_executor_kube_client
+from kubernetes.client.rest import ApiException
+
+from airflow_provider_nsdiscovery.config import SECTION, SettingsError
+from airflow_provider_nsdiscovery.discovery.engine import NamespaceDiscovery
+from airflow_provider_nsdiscovery.discovery.state import State
+from airflow_provider_nsdiscovery.executors.scheduler import (
+    DynamicNamespaceKubernetesScheduler,
+    NamespaceRefusedError,
+)
+from airflow_provider_nsdiscovery.executors.settings import settings_from_conf
+
+if TYPE_CHECKING:
+    from airflow.providers.cncf.kubernetes.executors.kubernetes_executor_types import KubernetesJob
+
+_SCHEDULER_SWAP = threading.Lock()
+
+
+@contextlib.contextmanager
+def _scheduler_class(factory: Any) -> Iterator[None]:
+    """Have upstream ``start()`` build our scheduler.
+
+    Upstream imports ``AirflowKubernetesScheduler`` from its module inside ``start()`` and offers no
+    other hook; swapping the module attribute for the duration of that call is the one seam that
+    avoids copying ``start()``. The lock keeps two executors in one process from interleaving.
+    """
+    with _SCHEDULER_SWAP:
+        original = kubernetes_executor_utils.AirflowKubernetesScheduler
+        setattr(kubernetes_executor_utils, "AirflowKubernetesScheduler", factory)  # noqa: B010
+        try:
+            yield
+        finally:
+            setattr(kubernetes_executor_utils, "AirflowKubernetesScheduler", original)  # noqa: B010
+
+
+class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
+    """KubernetesExecutor whose namespaces are discovered by label selector and access review."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+        if self.kube_config.multi_namespace_mode_namespace_list:
+            raise AirflowConfigException(
+                "[kubernetes_executor] multi_namespace_mode_namespace_list is set, but "
+                "DynamicNamespaceKubernetesExecutor discovers namespaces itself: unset it, and label the "
+                f"namespaces instead (or list them in [{SECTION}] candidate_namespaces if the scheduler "
+                "may not list namespaces cluster-wide)"
+            )
+        try:
+            self.discovery_settings = settings_from_conf(
+                self.conf, home_namespace=str(self.kube_config.kube_namespace)
+            )
+        except SettingsError as err:
+            raise AirflowConfigException(str(err)) from None
+        self.discovery: NamespaceDiscovery | None = None
+
+    def start(self) -> None:
+        api_client = _get_executor_kube_client(team_name=self.team_name).api_client
+        worker = self._make_safe_label_value(str(self.job_id))
+        self.discovery = NamespaceDiscovery(
+            self.discovery_settings,
+            api_client,
+            active_pod_selector=f"airflow-worker={worker},{POD_EXECUTOR_DONE_KEY}!=True",
+            on_change=self._namespaces_changed,
+        )
+        self.discovery.start()
+        self.log.info(
+            "namespace discovery (%s, selector '%s') found: %s",
+            self.discovery.mode,
+            self.discovery_settings.label_selector,
+            ", ".join(sorted(self.discovery.watched())),
+        )
+        with _scheduler_class(
+            functools.partial(DynamicNamespaceKubernetesScheduler, discovery=self.discovery)
+        ):
+            super().start()
+
+    def _namespaces_changed(self, desired: frozenset[str]) -> None:
+        if isinstance(self.kube_scheduler, DynamicNamespaceKubernetesScheduler):
+            self.kube_scheduler.reconcile_watchers(desired)
+
+    def _list_pods(self, query_kwargs: dict[str, Any]) -> list[Any]:
+        """Adoption, revocation and cleanup look in every namespace in use now, not a static list.
+
+        A namespace whose access was revoked since its last review must not break adoption in all
+        the others: on a 403 the namespaces are listed one by one and the refused ones re-checked.
+        """
+        if self.discovery is None:
+            return list(super()._list_pods(query_kwargs))  # type: ignore[no-untyped-call]
+        namespaces = sorted(self.discovery.watched())
+        try:
+            return self._list_pods_in(namespaces, query_kwargs)
+        except ApiException as err:
+            if err.status != HTTPStatus.FORBIDDEN:
+                raise
+        pods: list[Any] = []
+        for namespace in namespaces:
+            try:
+                pods.extend(self._list_pods_in([namespace], query_kwargs))
+            except ApiException as err:
+                if err.status != HTTPStatus.FORBIDDEN:
+                    raise
+                self.discovery.invalidate(namespace, f"listing pods was refused: {_api_message(err)}")
+        return pods
+
+    def _list_pods_in(self, namespaces: list[str], query_kwargs: dict[str, Any]) -> list[Any]:
+        self.kube_config.multi_namespace_mode = True
+        self.kube_config.multi_namespace_mode_namespace_list = namespaces
+        return list(super()._list_pods(query_kwargs))  # type: ignore[no-untyped-call]
+
+    def _handle_pod_publish_error(self, task: KubernetesJob, e: Exception) -> bool:
+        if isinstance(e, NamespaceRefusedError):
+            self._refuse(task, e.status.message, e.status.state)
+            return False
+        namespace = self._launch_namespace(task)
+        if (
+            isinstance(e, ApiException)
+            and e.status == HTTPStatus.FORBIDDEN
+            and "exceeded quota" not in _api_message(e)
+            and namespace is not None
+            and self.discovery is not None
+        ):
+            status = self.discovery.invalidate(namespace, f"creating a pod was refused: {_api_message(e)}")
+            if status.state is not State.PERMITTED:
+                self._refuse(task, status.message, status.state)
+                return False
+        return bool(super()._handle_pod_publish_error(task, e))
+
+    def _launch_namespace(self, task: KubernetesJob) -> str | None:
+        if isinstance(self.kube_scheduler, DynamicNamespaceKubernetesScheduler):
+            return self.kube_scheduler.launch_namespace(task.key)
+        return None
+
+    def _refuse(self, task: KubernetesJob, message: str, state: State) -> None:
+        self.log.error("Task %s not launched: %s", task.key, message)
+        if self.discovery is not None:
+            self.discovery.counters[f"refused: {state.value}"] += 1
+        self.fail(task.key, message)
+        self.task_publish_retries.pop(task.key, None)
+
+    def end(self) -> None:
+        try:
+            if self.discovery is not None:
+                self.discovery.stop()
+        finally:
+            super().end()
+
+
+def _api_message(err: ApiException) -> str:
+    try:
+        return str(json.loads(err.body or "{}").get("message", err.reason))
+    except (ValueError, TypeError, AttributeError):
+        return str(err.body or err.reason)

@@ -1,0 +1,106 @@
+"""Upstream's pod watcher loop, run on a thread instead of in a process of its own.
+
+The cncf-kubernetes KubernetesJobWatcher is a ``multiprocessing.Process`` per namespace: fine for
+three namespaces, a few GiB of RSS for hundreds. Its event handling (pod phase -> task state,
+failure details, adoption) is exactly what we want, so we reuse it unchanged and only replace the
+vehicle: a thread that runs the watcher's own ``_run`` loop with a client whose open watch
+response can be shut down, so stopping a namespace's watcher takes effect at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any
+
+from airflow.providers.cncf.kubernetes.executors.kubernetes_executor_utils import KubernetesJobWatcher
+from kubernetes import client
+from urllib3.exceptions import ReadTimeoutError
+
+from airflow_provider_nsdiscovery.streaming import Backoff, Interruptible
+
+log = logging.getLogger(__name__)
+
+
+class _InterruptibleCoreV1:
+    """CoreV1Api stand-in that remembers each watch response so :class:`Interruptible` can end it.
+
+    The kubernetes ``Watch`` reads the wrapped method's docstring to decide how to deserialise
+    events, hence ``functools.wraps``.
+    """
+
+    def __init__(self, api: client.CoreV1Api, stream: Interruptible) -> None:
+        self._api = api
+        original = api.list_namespaced_pod
+
+        @functools.wraps(original)
+        def list_namespaced_pod(*args: Any, **kwargs: Any) -> Any:
+            return stream.track(original(*args, **kwargs))
+
+        self.list_namespaced_pod = list_namespaced_pod
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._api, name)
+
+
+class ThreadedPodWatcher(threading.Thread):
+    """Watches one namespace's executor pods; behaves like a watcher process to upstream code.
+
+    ``on_forbidden`` is told when the API server refuses the watch: the namespace's access
+    decision is stale and must be re-reviewed, and retrying the watch would only spin.
+    """
+
+    def __init__(
+        self,
+        job_watcher: KubernetesJobWatcher,
+        api: client.CoreV1Api,
+        on_forbidden: Callable[[str, str], None],
+    ) -> None:
+        super().__init__(name=f"nsd-pod-watcher-{job_watcher.namespace}", daemon=True)
+        self._job_watcher = job_watcher
+        self._stream = Interruptible()
+        self._api = _InterruptibleCoreV1(api, self._stream)
+        self._on_forbidden = on_forbidden
+        self._backoff = Backoff(initial=0.5)
+
+    @property
+    def namespace(self) -> str:
+        return str(self._job_watcher.namespace)
+
+    def run(self) -> None:
+        watcher = self._job_watcher
+        while not self._stream.stopped.is_set():
+            try:
+                watcher.resource_version = watcher._run(
+                    self._api, watcher.resource_version, watcher.scheduler_job_id, watcher.kube_config
+                )
+                self._backoff.reset()
+            except ReadTimeoutError:
+                continue  # a quiet namespace; upstream restarts the watch the same way
+            except client.ApiException as err:
+                if self._stream.stopped.is_set():
+                    return
+                if err.status == HTTPStatus.FORBIDDEN:
+                    self._on_forbidden(self.namespace, f"watching pods was refused: {err.reason}")
+                    return
+                self._retry(err)
+            except Exception as err:
+                if self._stream.stopped.is_set():
+                    return
+                self._retry(err)
+
+    def _retry(self, err: Exception) -> None:
+        # "0" re-lists from the server's cache: events missed while disconnected come back as ADDED.
+        self._job_watcher.resource_version = "0"
+        delay = self._backoff.next_delay()
+        log.warning("pod watch in namespace '%s' failed (%r); retrying in %.1fs", self.namespace, err, delay)
+        self._stream.stopped.wait(delay)
+
+    def terminate(self) -> None:
+        self._stream.stop()
+
+    def kill(self) -> None:
+        self._stream.stop()

@@ -1,0 +1,30 @@
+"""Pre-launch namespace check: may a pod be created where it says it goes?
+
+It runs on the fully built pod (pod template, executor_config pod_override and the pod mutation
+hook already applied), because any of those can set the namespace and only the final one counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from kubernetes.client import models as k8s
+
+from airflow_provider_nsdiscovery.discovery.state import NamespaceStatus, State
+
+
+class NamespaceRefusal(Exception):
+    """The pod's namespace may not be used; ``status.message`` says why and how to fix it."""
+
+    def __init__(self, status: NamespaceStatus) -> None:
+        super().__init__(status.message)
+        self.status = status
+
+
+def check_pod_namespace(pod: k8s.V1Pod, lookup: Callable[[str], NamespaceStatus]) -> NamespaceStatus:
+    """Return the permitted status of the pod's namespace, or raise :class:`NamespaceRefusal`."""
+    namespace = (pod.metadata.namespace if pod.metadata else None) or ""
+    status = lookup(namespace)
+    if status.state is not State.PERMITTED:
+        raise NamespaceRefusal(status)
+    return status

@@ -1,0 +1,108 @@
+"""Fixtures that give integration tests a real API server and throwaway namespaces."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+import urllib3
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from tests.harness.controlplane import (
+    ENABLE_HINT,
+    NAMESPACE_READ_RULES,
+    POD_RULES,
+    Cluster,
+    Identity,
+    NamespaceFactory,
+    find_binaries,
+    require_cluster,
+)
+
+_HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark by location so no integration test can forget the marker and dodge `-m`."""
+    for item in items:
+        if item.path.is_relative_to(_HERE):
+            item.add_marker(pytest.mark.integration)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build the binaries before any test starts: a first build takes minutes, which would
+    otherwise count against the first test's timeout. Later calls answer from the cache."""
+    if not any(item.get_closest_marker("integration") for item in session.items):
+        return
+    capture = session.config.pluginmanager.getplugin("capturemanager")
+    # Output uncaptured so the build's progress reaches the terminal. A failure is not raised
+    # here, where it would abort unit tests too: the fixture builds again and reports it.
+    with capture.global_and_fixture_disabled(), contextlib.suppress(Exception):
+        find_binaries()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say once how to enable the tests, instead of once per skipped test under `-rs`."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if any(ENABLE_HINT in str(getattr(report, "longrepr", "")) for report in skipped):
+        terminalreporter.write_line(f"integration tests skipped: {ENABLE_HINT}")
+
+
+@pytest.fixture(scope="session")
+def control_plane() -> Iterator[Cluster]:
+    """One control plane per session: starting one costs seconds, a namespace costs nothing."""
+    with require_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def admin(control_plane: Cluster) -> Iterator[client.CoreV1Api]:
+    with control_plane.admin_api_client() as api_client:
+        yield client.CoreV1Api(api_client)
+
+
+@pytest.fixture
+def ns_factory(control_plane: Cluster) -> Iterator[NamespaceFactory]:
+    """Unique namespaces, so tests sharing the session's cluster never see each other's pods."""
+    created: list[str] = []
+
+    def make(labels: Mapping[str, str] | None = None) -> str:
+        name = f"t-{uuid.uuid4().hex[:10]}"
+        control_plane.create_namespace(name, labels)
+        created.append(name)
+        return name
+
+    yield make
+    for name in created:
+        # Best effort: the test may have deleted it already or left the API server down.
+        with contextlib.suppress(ApiException, urllib3.exceptions.HTTPError):
+            control_plane.delete_namespace(name)
+        with contextlib.suppress(ApiException, urllib3.exceptions.HTTPError):
+            control_plane.finish_namespace_deletion(name)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """The executor reads task states from the metadata database, so it must have its tables."""
+    from tests.airflow_env import migrate_database
+
+    migrate_database()
+
+
+@pytest.fixture
+def selector_label() -> str:
+    """A label key unique to the test, so no test's discovery selects another test's namespaces."""
+    return f"nsd-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def scheduler(control_plane: Cluster, ns_factory: NamespaceFactory) -> Identity:
+    """The scheduler's identity as deploy/ grants it: namespaces read cluster-wide, pods at home."""
+    home = ns_factory()
+    return control_plane.service_account_client(
+        home, "scheduler", cluster_rules=NAMESPACE_READ_RULES, namespace_rules={home: POD_RULES}
+    )

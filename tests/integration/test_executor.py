@@ -1,0 +1,323 @@
+"""DynamicNamespaceKubernetesExecutor against a real API server, as the scheduler drives it.
+
+The scheduler's identity is a ServiceAccount token with namespaces get/list/watch cluster-wide and
+pod rights only where a test grants them. No kubelet runs: pods stay Pending until a test writes
+their status, the way a kubelet would.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from airflow.models.taskinstancekey import TaskInstanceKey
+from airflow.utils.state import TaskInstanceState
+from kubernetes import client
+from kubernetes.client import models as k8s
+
+from airflow_provider_nsdiscovery.discovery.state import State
+from airflow_provider_nsdiscovery.executors import DynamicNamespaceKubernetesExecutor
+from tests.harness.controlplane import POD_RULES, Cluster, Identity
+from tests.integration.waiting import wait_until
+
+TEMPLATE = Path(__file__).with_name("pod_template.yaml")
+_task_numbers = itertools.count()
+
+Executor = DynamicNamespaceKubernetesExecutor
+
+
+@pytest.fixture
+def make_executor(
+    monkeypatch: pytest.MonkeyPatch, scheduler: Identity, selector_label: str, airflow_db: None
+) -> Iterator[Callable[..., Executor]]:
+    started: list[Executor] = []
+
+    def make(identity: Identity = scheduler, job_id: int | None = None, **discovery: str) -> Executor:
+        env = {
+            "KUBERNETES_EXECUTOR__IN_CLUSTER": "False",
+            "KUBERNETES_EXECUTOR__CONFIG_FILE": str(identity.kubeconfig_path),
+            "KUBERNETES_EXECUTOR__NAMESPACE": identity.namespace,
+            "KUBERNETES_EXECUTOR__POD_TEMPLATE_FILE": str(TEMPLATE),
+            "KUBERNETES_EXECUTOR__WORKER_CONTAINER_REPOSITORY": "busybox",
+            "KUBERNETES_EXECUTOR__WORKER_CONTAINER_TAG": "1.36",
+            "KUBERNETES_EXECUTOR__POD_LAUNCH_FAILURE_RETRIES": "0",
+            "KUBERNETES_NAMESPACE_DISCOVERY__LABEL_SELECTOR": f"{selector_label}=true",
+            "KUBERNETES_NAMESPACE_DISCOVERY__DRAIN_POLL_INTERVAL": "0.2",
+            **{f"KUBERNETES_NAMESPACE_DISCOVERY__{k.upper()}": v for k, v in discovery.items()},
+        }
+        for key, value in env.items():
+            monkeypatch.setenv(f"AIRFLOW__{key}", value)
+        executor = Executor()
+        executor.job_id = job_id if job_id is not None else random.randint(10_000, 10_000_000)
+        executor.start()
+        started.append(executor)
+        return executor
+
+    yield make
+    for executor in started:
+        executor.end()
+
+
+def launch(executor: Executor, namespace: str | None = None) -> TaskInstanceKey:
+    """Queue a task the way the scheduler does and run one executor heartbeat."""
+    key = TaskInstanceKey("nsd_dag", f"task_{next(_task_numbers)}", "manual__1", 1, -1)
+    config: dict[str, Any] = {}
+    if namespace is not None:
+        config["pod_override"] = k8s.V1Pod(metadata=k8s.V1ObjectMeta(namespace=namespace))
+    executor.running.add(key)
+    executor.execute_async(
+        key, ["airflow", "tasks", "run", key.dag_id, key.task_id, key.run_id], executor_config=config
+    )
+    executor.sync()
+    return key
+
+
+def worker_pods(admin: client.CoreV1Api, executor: Executor) -> list[client.V1Pod]:
+    """Every pod this executor created, in any namespace (the admin sees them all)."""
+    return list(admin.list_pod_for_all_namespaces(label_selector=f"airflow-worker={executor.job_id}").items)
+
+
+def pod_of(admin: client.CoreV1Api, executor: Executor, key: TaskInstanceKey) -> client.V1Pod:
+    pods = [p for p in worker_pods(admin, executor) if p.metadata.annotations["task_id"] == key.task_id]
+    assert len(pods) == 1, f"expected one pod for {key.task_id}, found {len(pods)}"
+    return pods[0]
+
+
+def sync_until(executor: Executor, condition: Callable[[], object], what: str) -> None:
+    def step() -> object:
+        executor.sync()
+        return condition()
+
+    wait_until(step, what)
+
+
+def watched(executor: Executor) -> set[str]:
+    assert executor.kube_scheduler is not None
+    return set(executor.kube_scheduler.kube_watchers)
+
+
+def test_executor_watches_home_and_permitted_namespaces_and_launches_there(
+    control_plane: Cluster, ns_factory: Callable[..., str], scheduler: Identity, selector_label: str,
+    admin: client.CoreV1Api, make_executor: Callable[..., Executor],
+) -> None:
+    team = ns_factory(labels={selector_label: "true"})
+    control_plane.grant(scheduler, team, POD_RULES)
+    unlabelled = ns_factory()
+    control_plane.grant(scheduler, unlabelled, POD_RULES)
+
+    executor = make_executor()
+
+    assert watched(executor) == {scheduler.namespace, team}
+    assert all(w.is_alive() for w in executor.kube_scheduler.kube_watchers.values())
+    home_task, team_task = launch(executor), launch(executor, team)
+    assert pod_of(admin, executor, home_task).metadata.namespace == scheduler.namespace
+    assert pod_of(admin, executor, team_task).metadata.namespace == team
+
+
+def test_label_added_at_runtime_starts_a_watcher_and_pods_are_created_there(
+    control_plane: Cluster, ns_factory: Callable[..., str], scheduler: Identity, selector_label: str,
+    admin: client.CoreV1Api, make_executor: Callable[..., Executor],
+) -> None:
+    team = ns_factory()
+    control_plane.grant(scheduler, team, POD_RULES)
+    executor = make_executor()
+    assert team not in watched(executor)
+
+    control_plane.label_namespace(team, {selector_label: "true"})
+
+    wait_until(lambda: team in watched(executor), f"watcher for {team}")
+    key = launch(executor, team)
+    assert pod_of(admin, executor, key).metadata.namespace == team
+    assert key in executor.running
+
+
+def test_a_namespace_labelled_a_moment_ago_is_accepted_before_its_watch_event(
+    control_plane: Cluster, ns_factory: Callable[..., str], scheduler: Identity, selector_label: str,
+    admin: client.CoreV1Api, make_executor: Callable[..., Executor],
+) -> None:
+    team = ns_factory()
+    control_plane.grant(scheduler, team, POD_RULES)
+    executor = make_executor()
+    assert executor.discovery is not None
+    executor.discovery._watch.stop()  # no watch events from here on: only the on-demand check can see it
+
+    control_plane.label_namespace(team, {selector_label: "true"})
+    key = launch(executor, team)
+
+    assert pod_of(admin, executor, key).metadata.namespace == team
+    assert team in watched(executor)
+
+
+def test_label_removed_drains_then_stops_the_watcher(
+    control_plane: Cluster, ns_factory: Callable[..., str], scheduler: Identity, selector_label: str,
+    admin: client.CoreV1Api, make_executor: Callable[..., Executor],
+) -> None:
+    team = ns_factory(labels={selector_label: "true"})
+    control_plane.grant(scheduler, team, POD_RULES)
+    executor = make_executor()
+    assert executor.discovery is not None
+    running = launch(executor, team)
+    pod = pod_of(admin, executor, running)
+    control_plane.set_pod_phase(team, pod.metadata.name, "Running")
+
+    control_plane.label_namespace(team, {selector_label: None})
+
+    wait_until(lambda: executor.discovery.status(team).state is State.DRAINING, f"{team} draining")
+    assert team in watched(executor)
+    refused = launch(executor, team)
+    assert executor.event_buffer[refused][0] == TaskInstanceState.FAILED
+    assert f"namespace '{team}' is draining" in executor.event_buffer[refused][1]
+    assert len(worker_pods(admin, executor)) == 1
+
+    control_plane.set_pod_phase(team, pod.metadata.name, "Failed", exit_code=1)
+    sync_until(executor, lambda: running not in executor.running, "the running task to be reported")
+    assert executor.event_buffer[running][0] == TaskInstanceState.FAILED
+    wait_until(lambda: team not in watched(executor), f"watcher for {team} stopped after draining")
+    assert executor.discovery.status(team).state is State.NOT_SELECTED
+
+
+def test_deleted_namespace_has_its_watcher_stopped(
+    control_plane: Cluster, ns_factory: Callable[..., str], scheduler: Identity, selector_label: str,
+    make_executor: Callable[..., Executor],
+) -> None:
+    team = ns_factory(labels={selector_label: "true"})
+    control_plane.grant(scheduler, team, POD_RULES)
+    executor = make_executor()
+    assert team in watched(executor)
+
+    control_plane.delete_namespace(team)
+    control_plane.finish_namespace_deletion(team)
+
+    wait_until(lambda: team not in watched(executor), f"watcher for deleted {team} stopped")
+
+
+def test_rolebinding_removed_is_forbidden_within_the_recheck_interval(
+    control_plane: Cluster, ns_factory: Callable[..., str], scheduler: Identity, selector_label: str,
+    make_executor: Callable[..., Executor],
+) -> None:
+    team = ns_factory(labels={selector_label: "true"})
+    control_plane.grant(scheduler, team, POD_RULES)
+    executor = make_executor(access_recheck_interval="1")
+    assert executor.discovery is not None
+
+    control_plane.revoke(scheduler, team)
+
+    wait_until(lambda: executor.discovery.status(team).state is State.FORBIDDEN, f"{team} forbidden", timeout=5)
+    wait_until(lambda: team not in watched(executor), f"watcher for {team} stopped")
+
+
+def test_a_403_on_pod_create_invalidates_access_at_once_and_fails_the_task_with_the_reason(
+    control_plane: Cluster, ns_factory: Callable[..., str], scheduler: Identity, selector_label: str,
+    admin: client.CoreV1Api, make_executor: Callable[..., Executor],
+) -> None:
+    team = ns_factory(labels={selector_label: "true"})
+    control_plane.grant(scheduler, team, POD_RULES)
+    executor = make_executor(access_recheck_interval="3600")
+    assert executor.discovery is not None
+    control_plane.revoke(scheduler, team)
+    assert executor.discovery.status(team).state is State.PERMITTED  # stale for an hour
+
+    key = launch(executor, team)
+
+    assert executor.event_buffer[key][0] == TaskInstanceState.FAILED
+    assert f"scheduler identity {scheduler.username} lacks: create pods" in executor.event_buffer[key][1]
+    assert executor.discovery.status(team).state is State.FORBIDDEN
+    assert worker_pods(admin, executor) == []
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("invalid-name", "is not a valid namespace name"),
+        ("not-selected", "is not selected: it lacks label"),
+        ("forbidden", "is forbidden: scheduler identity"),
+        ("excluded", "is excluded: it is listed in [kubernetes_namespace_discovery] exclude_namespaces"),
+        ("nonexistent", "does not exist"),
+        ("terminating", "is terminating"),
+    ],
+)
+def test_each_refusal_reason_fails_the_task_and_creates_no_pod_anywhere(
+    case: str, expected: str,
+    control_plane: Cluster, ns_factory: Callable[..., str], scheduler: Identity, selector_label: str,
+    admin: client.CoreV1Api, make_executor: Callable[..., Executor],
+) -> None:
+    labelled = {selector_label: "true"}
+    if case == "invalid-name":
+        target = "Team_A.prod"
+    elif case == "not-selected":
+        target = ns_factory()
+        control_plane.grant(scheduler, target, POD_RULES)
+    elif case == "forbidden":
+        target = ns_factory(labels=labelled)
+    elif case == "nonexistent":
+        target = "t-does-not-exist"
+    else:
+        target = ns_factory(labels=labelled)
+        control_plane.grant(scheduler, target, POD_RULES)
+        if case == "terminating":
+            control_plane.delete_namespace(target)
+    excluded = target if case == "excluded" else "kube-system"
+    executor = make_executor(exclude_namespaces=excluded)
+
+    key = launch(executor, target)
+
+    state, message = executor.event_buffer[key]
+    assert state == TaskInstanceState.FAILED
+    assert message.startswith(f"namespace '{target}' {expected}")
+    assert "(" in message  # every refusal says how to fix it
+    assert key not in executor.running
+    assert worker_pods(admin, executor) == []
+    assert executor.task_queue.empty()  # failed at once, not queued for a publish retry
+
+
+@pytest.mark.parametrize(("phase", "exit_code"), [("Succeeded", 0), ("Failed", 1)])
+def test_pod_phase_in_a_discovered_namespace_is_reported_for_the_task(
+    phase: str, exit_code: int,
+    control_plane: Cluster, ns_factory: Callable[..., str], scheduler: Identity, selector_label: str,
+    admin: client.CoreV1Api, make_executor: Callable[..., Executor],
+) -> None:
+    team = ns_factory(labels={selector_label: "true"})
+    control_plane.grant(scheduler, team, POD_RULES)
+    executor = make_executor()
+    key = launch(executor, team)
+    pod = pod_of(admin, executor, key)
+
+    control_plane.set_pod_phase(team, pod.metadata.name, phase, exit_code=exit_code)
+
+    sync_until(executor, lambda: key not in executor.running, f"{phase} reported")
+    state = executor.event_buffer[key][0]
+    if phase == "Failed":
+        assert state == TaskInstanceState.FAILED
+        # Upstream keeps failed pods for debugging unless delete_worker_pods_on_failure is set.
+        assert [p.metadata.name for p in worker_pods(admin, executor)] == [pod.metadata.name]
+    else:
+        # A succeeded pod reports whatever the task wrote to the metadata DB (no row here).
+        assert state is None
+        wait_until(lambda: worker_pods(admin, executor) == [], "the succeeded pod to be deleted")
+
+
+def test_a_restarted_scheduler_adopts_pods_in_discovered_namespaces(
+    control_plane: Cluster, ns_factory: Callable[..., str], scheduler: Identity, selector_label: str,
+    admin: client.CoreV1Api, make_executor: Callable[..., Executor],
+) -> None:
+    team = ns_factory(labels={selector_label: "true"})
+    control_plane.grant(scheduler, team, POD_RULES)
+    first = make_executor()
+    key = launch(first, team)
+    pod = pod_of(admin, first, key)
+    first.end()
+
+    second = make_executor()
+    orphan = SimpleNamespace(key=key, queued_by_job_id=first.job_id, dag_id=key.dag_id, task_id=key.task_id)
+    not_adopted = second.try_adopt_task_instances([orphan])
+
+    assert not_adopted == []
+    assert key in second.running
+    adopted = admin.read_namespaced_pod(pod.metadata.name, team)
+    assert adopted.metadata.labels["airflow-worker"] == str(second.job_id)
+    assert len(admin.list_namespaced_pod(team).items) == 1  # no duplicate pod

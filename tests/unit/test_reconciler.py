@@ -1,0 +1,179 @@
+"""WatcherSet: running pod watchers are reconciled to the desired namespaces."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_provider_nsdiscovery.watchers.reconciler import ReconcileResult, WatcherSet
+
+
+class FakeWatcher:
+    """Stands in for a watcher process: alive from start() until terminate() (or a simulated crash)."""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        self.started = 0
+        self.terminated = 0
+        self.joined = 0
+        self.alive = False
+
+    def start(self) -> None:
+        self.started += 1
+        self.alive = True
+
+    def is_alive(self) -> bool:
+        return self.alive
+
+    def terminate(self) -> None:
+        self.terminated += 1
+        self.alive = False
+
+    def join(self, timeout: float | None = None) -> None:
+        self.joined += 1
+
+
+class Factory:
+    def __init__(self) -> None:
+        self.made: list[FakeWatcher] = []
+
+    def __call__(self, namespace: str) -> FakeWatcher:
+        watcher = FakeWatcher(namespace)
+        self.made.append(watcher)
+        return watcher
+
+    def namespaces(self) -> list[str]:
+        return [w.namespace for w in self.made]
+
+
+@pytest.fixture
+def factory() -> Factory:
+    return Factory()
+
+
+@pytest.fixture
+def watchers(factory: Factory) -> WatcherSet[FakeWatcher]:
+    return WatcherSet(factory)
+
+
+def test_missing_watchers_are_created_and_started(factory: Factory, watchers: WatcherSet[FakeWatcher]):
+    result = watchers.reconcile({"team-b", "team-a"})
+    assert result == ReconcileResult(started=frozenset({"team-a", "team-b"}))
+    assert result.changed
+    assert factory.namespaces() == ["team-a", "team-b"]
+    assert set(watchers.running) == {"team-a", "team-b"}
+    assert all(w.started == 1 and w.alive for w in watchers.running.values())
+
+
+def test_unwanted_watchers_are_terminated_and_dropped(watchers: WatcherSet[FakeWatcher]):
+    watchers.reconcile({"team-a", "team-b"})
+    team_b = watchers.running["team-b"]
+    result = watchers.reconcile({"team-a"})
+    assert result == ReconcileResult(stopped=frozenset({"team-b"}))
+    assert team_b.terminated == 1
+    assert not team_b.alive
+    assert set(watchers.running) == {"team-a"}
+
+
+def test_dead_watchers_are_replaced_by_new_started_ones(factory: Factory, watchers: WatcherSet[FakeWatcher]):
+    watchers.reconcile({"team-a", "team-b"})
+    dead = watchers.running["team-a"]
+    dead.alive = False
+    result = watchers.reconcile()
+    assert result == ReconcileResult(restarted=frozenset({"team-a"}))
+    assert dead.terminated == 1
+    replacement = watchers.running["team-a"]
+    assert replacement is not dead
+    assert replacement.started == 1
+    assert replacement.alive
+    assert factory.namespaces() == ["team-a", "team-b", "team-a"]
+
+
+def test_reconciling_the_same_desired_set_again_changes_nothing(
+    factory: Factory, watchers: WatcherSet[FakeWatcher]
+):
+    watchers.reconcile({"team-a", "team-b"})
+    before = dict(watchers.running)
+    result = watchers.reconcile({"team-b", "team-a"})
+    assert result == ReconcileResult()
+    assert not result.changed
+    assert len(factory.made) == 2
+    assert watchers.running == before
+    assert all(w.started == 1 and w.terminated == 0 for w in factory.made)
+
+
+def test_reconcile_without_a_desired_set_reuses_the_last_one(
+    factory: Factory, watchers: WatcherSet[FakeWatcher]
+):
+    watchers.reconcile({"team-a"})
+    assert watchers.desired == frozenset({"team-a"})
+    assert not watchers.reconcile().changed
+    assert set(watchers.running) == {"team-a"}
+    assert watchers.desired == frozenset({"team-a"})
+
+
+def test_reconcile_without_a_desired_set_before_any_starts_nothing(
+    factory: Factory, watchers: WatcherSet[FakeWatcher]
+):
+    assert not watchers.reconcile().changed
+    assert factory.made == []
+
+
+def test_empty_desired_set_stops_every_watcher(factory: Factory, watchers: WatcherSet[FakeWatcher]):
+    watchers.reconcile({"team-a", "team-b"})
+    result = watchers.reconcile(set())
+    assert result.stopped == {"team-a", "team-b"}
+    assert watchers.running == {}
+    assert all(w.terminated == 1 for w in factory.made)
+
+
+def test_running_dict_is_the_same_object_across_reconciles(watchers: WatcherSet[FakeWatcher]):
+    running = watchers.running
+    watchers.reconcile({"team-a"})
+    watchers.reconcile({"team-b"})
+    watchers.running["team-b"].alive = False
+    watchers.reconcile()
+    assert watchers.running is running
+    assert set(running) == {"team-b"}
+
+
+def test_start_stop_and_restart_happen_in_one_reconcile(factory: Factory, watchers: WatcherSet[FakeWatcher]):
+    watchers.reconcile({"team-a", "team-b"})
+    old_a, old_b = watchers.running["team-a"], watchers.running["team-b"]
+    old_b.alive = False
+    result = watchers.reconcile({"team-b", "team-c"})
+    assert result == ReconcileResult(
+        started=frozenset({"team-c"}), restarted=frozenset({"team-b"}), stopped=frozenset({"team-a"})
+    )
+    assert old_a.terminated == 1
+    assert old_b.terminated == 1
+    assert set(watchers.running) == {"team-b", "team-c"}
+    assert watchers.running["team-b"] is not old_b
+
+
+def test_a_dead_watcher_that_is_no_longer_wanted_is_stopped_not_restarted(
+    factory: Factory, watchers: WatcherSet[FakeWatcher]
+):
+    watchers.reconcile({"team-a"})
+    watchers.running["team-a"].alive = False
+    result = watchers.reconcile(set())
+    assert result == ReconcileResult(stopped=frozenset({"team-a"}))
+    assert len(factory.made) == 1
+
+
+def test_a_watcher_that_failed_to_be_made_is_retried_on_the_next_reconcile():
+    failing = {"team-a"}
+    made: list[str] = []
+
+    def factory(namespace: str) -> FakeWatcher:
+        if namespace in failing:
+            raise RuntimeError("cannot start watcher")
+        made.append(namespace)
+        return FakeWatcher(namespace)
+
+    watchers: WatcherSet[FakeWatcher] = WatcherSet(factory)
+    with pytest.raises(RuntimeError):
+        watchers.reconcile({"team-a"})
+    assert watchers.running == {}
+    failing.clear()
+    assert watchers.reconcile().started == {"team-a"}
+    assert set(watchers.running) == {"team-a"}
