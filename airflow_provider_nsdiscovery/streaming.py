@@ -39,12 +39,13 @@ class Interruptible:
     @staticmethod
     def _shutdown(response: Any) -> None:
         # urllib3 >= 2.3 can shut the socket down under a blocked reader; close() alone may not wake it.
-        # ValueError: urllib3 refuses to shut down a response that is already released.
-        with contextlib.suppress(OSError, ValueError):
+        # ValueError / RuntimeError: urllib3 refuses to shut down a response that is already closed
+        # or released to its pool; there is nothing left to interrupt then.
+        with contextlib.suppress(OSError, ValueError, RuntimeError):
             shutdown = getattr(response, "shutdown", None)
             if shutdown is not None:
                 shutdown()
-        with contextlib.suppress(OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError, RuntimeError):
             response.close()
 
 
@@ -61,5 +62,6 @@ class Backoff:
 
     def next_delay(self) -> float:
         ceiling = min(self.maximum, self.initial * (2**self._attempt))
-        self._attempt += 1
+        if ceiling < self.maximum:  # stop counting once capped: 2**attempt must stay a float
+            self._attempt += 1
         return random.uniform(ceiling / 2, ceiling)

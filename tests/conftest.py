@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import tests.airflow_env  # noqa: F401  (first: Airflow reads its home and database at import)
-
 from typing import Literal
 
 import pytest
+
+import tests.airflow_env  # noqa: F401  (first: Airflow reads its home and database at import)
 
 Outcome = Literal["passed", "failed", "skipped"]
 

@@ -274,14 +274,11 @@ class NamespaceDiscovery:
             observation = self._observed.get(name)
             previous = self.table.get(name)
             access = self._access.get(name)
-            status = decide(name, self.settings, observation, access, previous=previous)
-            needs_pod_count = previous is not None and previous.watched and not status.watched
-        if needs_pod_count:
+        base = decide(name, self.settings, observation, access)
+        active = 0
+        if previous is not None and previous.watched and base.state not in (State.PERMITTED, State.PENDING):
             active = self._count_active_pods(name)
-            with self._lock:
-                status = decide(
-                    name, self.settings, observation, access, previous=previous, active_pods=active
-                )
+        status = decide(name, self.settings, observation, access, previous=previous, active_pods=active)
         with self._lock:
             previous = self.table.put(status)
         if previous is None or (previous.state, previous.reason) != (status.state, status.reason):

@@ -122,7 +122,7 @@ def _split(text: str) -> list[str]:
 
 
 def _parse_requirement(text: str, clause: str) -> Requirement:
-    match = _REQUIREMENT_RE.match(clause)
+    match = _REQUIREMENT_RE.fullmatch(clause)
     if match is None:
         raise SelectorError(f"invalid label selector {text!r}: cannot parse {clause.strip()!r}")
     if match["not"]:
@@ -137,19 +137,19 @@ def _parse_requirement(text: str, clause: str) -> Requirement:
         return Requirement(key, "exists")
     operator = "=" if match["op"] == "==" else match["op"]
     value = match["value"]
-    if operator in (">", "<"):
-        if not _is_int(value):
-            raise SelectorError(f"invalid label selector {text!r}: '{key}{operator}' needs an integer")
-    else:
-        _check_value(text, key, value)
+    _check_value(text, key, value)
+    if operator in (">", "<") and not _is_int(value):
+        raise SelectorError(
+            f"invalid label selector {text!r}: '{key}{operator}' needs a non-negative 64-bit integer"
+        )
     return Requirement(key, operator, (value,))
 
 
 def _check_key(text: str, key: str) -> str:
     prefix, _, name = key.rpartition("/")
-    if "/" in key and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN_RE.match(prefix)):
+    if "/" in key and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN_RE.fullmatch(prefix)):
         raise SelectorError(f"invalid label selector {text!r}: key prefix {prefix!r} is not a DNS subdomain")
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise SelectorError(
             f"invalid label selector {text!r}: key {key!r} must be 1-63 characters of letters, digits, "
             "'-', '_' or '.', starting and ending with a letter or digit"
@@ -158,7 +158,7 @@ def _check_key(text: str, key: str) -> str:
 
 
 def _check_value(text: str, key: str, value: str) -> None:
-    if not _VALUE_RE.match(value):
+    if not _VALUE_RE.fullmatch(value):
         raise SelectorError(
             f"invalid label selector {text!r}: value {value!r} for {key!r} must be at most 63 characters "
             "of letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
@@ -166,4 +166,5 @@ def _check_value(text: str, key: str, value: str) -> None:
 
 
 def _is_int(value: str) -> bool:
-    return re.fullmatch(r"-?\d+", value) is not None
+    """What the API server accepts after ``>``/``<``: a label value that parses as an int64."""
+    return re.fullmatch(r"[0-9]+", value) is not None and int(value) < 2**63

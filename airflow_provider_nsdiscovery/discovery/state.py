@@ -96,7 +96,7 @@ class NamespaceStatus:
 
 
 def is_valid_namespace_name(name: str) -> bool:
-    return _DNS1123_LABEL.match(name) is not None
+    return _DNS1123_LABEL.fullmatch(name) is not None
 
 
 def decide(
@@ -116,6 +116,8 @@ def decide(
     """
     status = _decide_base(name, settings, observation, access)
     was_in_use = previous is not None and previous.state in (State.PERMITTED, State.DRAINING)
+    if status.state is State.PENDING and previous is not None and was_in_use:
+        return previous  # a review in flight must not stop the watcher of tasks running there
     can_drain = status.state in (State.NOT_SELECTED, State.TERMINATING, State.ABSENT) or (
         status.state is State.FORBIDDEN and access is not None and access.can_watch
     )

@@ -12,6 +12,7 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from tests.airflow_env import migrate_database
 from tests.harness.controlplane import (
     ENABLE_HINT,
     NAMESPACE_READ_RULES,
@@ -39,9 +40,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if not any(item.get_closest_marker("integration") for item in session.items):
         return
     capture = session.config.pluginmanager.getplugin("capturemanager")
-    # Output uncaptured so the build's progress reaches the terminal. A failure is not raised
-    # here, where it would abort unit tests too: the fixture builds again and reports it.
-    with capture.global_and_fixture_disabled(), contextlib.suppress(Exception):
+    uncaptured = capture.global_and_fixture_disabled() if capture else contextlib.nullcontext()
+    # Uncaptured so the build's progress reaches the terminal. A failure is not raised here,
+    # where it would abort unit tests too: the fixture builds again and reports it per test.
+    with uncaptured, contextlib.suppress(Exception):
         find_binaries()
 
 
@@ -88,8 +90,6 @@ def ns_factory(control_plane: Cluster) -> Iterator[NamespaceFactory]:
 @pytest.fixture(scope="session")
 def airflow_db() -> None:
     """The executor reads task states from the metadata database, so it must have its tables."""
-    from tests.airflow_env import migrate_database
-
     migrate_database()
 
 

@@ -19,9 +19,7 @@ ALL_MISSING = "create pods, get pods, list pods, watch pods, patch pods, delete 
 
 
 @pytest.fixture
-def start_discovery(
-    scheduler: Identity, selector_label: str
-) -> Iterator[Callable[..., NamespaceDiscovery]]:
+def start_discovery(scheduler: Identity, selector_label: str) -> Iterator[Callable[..., NamespaceDiscovery]]:
     started: list[NamespaceDiscovery] = []
 
     def start(identity: Identity = scheduler, **overrides: Any) -> NamespaceDiscovery:
@@ -49,7 +47,11 @@ def _state(discovery: NamespaceDiscovery, name: str) -> State | None:
 
 
 def test_labelled_namespace_with_rbac_is_permitted_and_watched(
-    control_plane: Cluster, ns_factory: Callable[..., str], scheduler: Identity, selector_label: str, start_discovery: Callable[..., NamespaceDiscovery]
+    control_plane: Cluster,
+    ns_factory: Callable[..., str],
+    scheduler: Identity,
+    selector_label: str,
+    start_discovery: Callable[..., NamespaceDiscovery],
 ) -> None:
     team = ns_factory(labels={selector_label: "true"})
     control_plane.grant(scheduler, team, POD_RULES)
@@ -61,7 +63,11 @@ def test_labelled_namespace_with_rbac_is_permitted_and_watched(
 
 
 def test_unlabelled_namespace_with_rbac_is_not_watched(
-    control_plane: Cluster, ns_factory: Callable[..., str], scheduler: Identity, start_discovery: Callable[..., NamespaceDiscovery], selector_label: str
+    control_plane: Cluster,
+    ns_factory: Callable[..., str],
+    scheduler: Identity,
+    start_discovery: Callable[..., NamespaceDiscovery],
+    selector_label: str,
 ) -> None:
     team = ns_factory()
     control_plane.grant(scheduler, team, POD_RULES)
@@ -78,7 +84,10 @@ def test_unlabelled_namespace_with_rbac_is_not_watched(
 
 
 def test_labelled_namespace_without_rolebinding_is_forbidden_listing_every_missing_verb(
-    ns_factory: Callable[..., str], scheduler: Identity, selector_label: str, start_discovery: Callable[..., NamespaceDiscovery]
+    ns_factory: Callable[..., str],
+    scheduler: Identity,
+    selector_label: str,
+    start_discovery: Callable[..., NamespaceDiscovery],
 ) -> None:
     team = ns_factory(labels={selector_label: "true"})
 
@@ -92,7 +101,11 @@ def test_labelled_namespace_without_rolebinding_is_forbidden_listing_every_missi
 
 
 def test_partial_rbac_without_delete_is_forbidden_naming_delete_pods(
-    control_plane: Cluster, ns_factory: Callable[..., str], scheduler: Identity, selector_label: str, start_discovery: Callable[..., NamespaceDiscovery]
+    control_plane: Cluster,
+    ns_factory: Callable[..., str],
+    scheduler: Identity,
+    selector_label: str,
+    start_discovery: Callable[..., NamespaceDiscovery],
 ) -> None:
     team = ns_factory(labels={selector_label: "true"})
     control_plane.grant(
@@ -116,7 +129,11 @@ def test_partial_rbac_without_delete_is_forbidden_naming_delete_pods(
 
 
 def test_label_added_at_runtime_starts_watching_and_label_removed_stops(
-    control_plane: Cluster, ns_factory: Callable[..., str], scheduler: Identity, selector_label: str, start_discovery: Callable[..., NamespaceDiscovery]
+    control_plane: Cluster,
+    ns_factory: Callable[..., str],
+    scheduler: Identity,
+    selector_label: str,
+    start_discovery: Callable[..., NamespaceDiscovery],
 ) -> None:
     team = ns_factory()
     control_plane.grant(scheduler, team, POD_RULES)
@@ -136,7 +153,11 @@ def test_label_added_at_runtime_starts_watching_and_label_removed_stops(
 
 
 def test_deleted_namespace_stops_being_watched(
-    control_plane: Cluster, ns_factory: Callable[..., str], scheduler: Identity, selector_label: str, start_discovery: Callable[..., NamespaceDiscovery]
+    control_plane: Cluster,
+    ns_factory: Callable[..., str],
+    scheduler: Identity,
+    selector_label: str,
+    start_discovery: Callable[..., NamespaceDiscovery],
 ) -> None:
     team = ns_factory(labels={selector_label: "true"})
     control_plane.grant(scheduler, team, POD_RULES)
@@ -152,7 +173,11 @@ def test_deleted_namespace_stops_being_watched(
 
 
 def test_rolebinding_removed_at_runtime_is_forbidden_within_the_recheck_interval(
-    control_plane: Cluster, ns_factory: Callable[..., str], scheduler: Identity, selector_label: str, start_discovery: Callable[..., NamespaceDiscovery]
+    control_plane: Cluster,
+    ns_factory: Callable[..., str],
+    scheduler: Identity,
+    selector_label: str,
+    start_discovery: Callable[..., NamespaceDiscovery],
 ) -> None:
     team = ns_factory(labels={selector_label: "true"})
     control_plane.grant(scheduler, team, POD_RULES)
@@ -167,7 +192,11 @@ def test_rolebinding_removed_at_runtime_is_forbidden_within_the_recheck_interval
 
 
 def test_invalidate_after_a_403_re_reviews_at_once(
-    control_plane: Cluster, ns_factory: Callable[..., str], scheduler: Identity, selector_label: str, start_discovery: Callable[..., NamespaceDiscovery]
+    control_plane: Cluster,
+    ns_factory: Callable[..., str],
+    scheduler: Identity,
+    selector_label: str,
+    start_discovery: Callable[..., NamespaceDiscovery],
 ) -> None:
     team = ns_factory(labels={selector_label: "true"})
     control_plane.grant(scheduler, team, POD_RULES)
@@ -200,14 +229,20 @@ def test_identity_without_cluster_namespace_list_uses_candidates_and_says_so(
     assert discovery.mode == "candidate-namespaces"
     assert discovery.watched() == {home, allowed}
     assert _state(discovery, not_allowed) is State.FORBIDDEN
-    fallback = [r.getMessage() for r in caplog.records if "may not list namespaces cluster-wide" in r.getMessage()]
+    fallback = [
+        r.getMessage() for r in caplog.records if "may not list namespaces cluster-wide" in r.getMessage()
+    ]
     assert len(fallback) == 1
     assert allowed in fallback[0]
     assert identity.username in fallback[0]
 
 
 def test_excluded_namespace_is_never_used_even_when_labelled_and_granted(
-    control_plane: Cluster, ns_factory: Callable[..., str], scheduler: Identity, selector_label: str, start_discovery: Callable[..., NamespaceDiscovery]
+    control_plane: Cluster,
+    ns_factory: Callable[..., str],
+    scheduler: Identity,
+    selector_label: str,
+    start_discovery: Callable[..., NamespaceDiscovery],
 ) -> None:
     team = ns_factory(labels={selector_label: "true"})
     control_plane.grant(scheduler, team, POD_RULES)

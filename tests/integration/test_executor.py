@@ -102,8 +102,12 @@ def watched(executor: Executor) -> set[str]:
 
 
 def test_executor_watches_home_and_permitted_namespaces_and_launches_there(
-    control_plane: Cluster, ns_factory: Callable[..., str], scheduler: Identity, selector_label: str,
-    admin: client.CoreV1Api, make_executor: Callable[..., Executor],
+    control_plane: Cluster,
+    ns_factory: Callable[..., str],
+    scheduler: Identity,
+    selector_label: str,
+    admin: client.CoreV1Api,
+    make_executor: Callable[..., Executor],
 ) -> None:
     team = ns_factory(labels={selector_label: "true"})
     control_plane.grant(scheduler, team, POD_RULES)
@@ -120,8 +124,12 @@ def test_executor_watches_home_and_permitted_namespaces_and_launches_there(
 
 
 def test_label_added_at_runtime_starts_a_watcher_and_pods_are_created_there(
-    control_plane: Cluster, ns_factory: Callable[..., str], scheduler: Identity, selector_label: str,
-    admin: client.CoreV1Api, make_executor: Callable[..., Executor],
+    control_plane: Cluster,
+    ns_factory: Callable[..., str],
+    scheduler: Identity,
+    selector_label: str,
+    admin: client.CoreV1Api,
+    make_executor: Callable[..., Executor],
 ) -> None:
     team = ns_factory()
     control_plane.grant(scheduler, team, POD_RULES)
@@ -137,8 +145,12 @@ def test_label_added_at_runtime_starts_a_watcher_and_pods_are_created_there(
 
 
 def test_a_namespace_labelled_a_moment_ago_is_accepted_before_its_watch_event(
-    control_plane: Cluster, ns_factory: Callable[..., str], scheduler: Identity, selector_label: str,
-    admin: client.CoreV1Api, make_executor: Callable[..., Executor],
+    control_plane: Cluster,
+    ns_factory: Callable[..., str],
+    scheduler: Identity,
+    selector_label: str,
+    admin: client.CoreV1Api,
+    make_executor: Callable[..., Executor],
 ) -> None:
     team = ns_factory()
     control_plane.grant(scheduler, team, POD_RULES)
@@ -154,8 +166,12 @@ def test_a_namespace_labelled_a_moment_ago_is_accepted_before_its_watch_event(
 
 
 def test_label_removed_drains_then_stops_the_watcher(
-    control_plane: Cluster, ns_factory: Callable[..., str], scheduler: Identity, selector_label: str,
-    admin: client.CoreV1Api, make_executor: Callable[..., Executor],
+    control_plane: Cluster,
+    ns_factory: Callable[..., str],
+    scheduler: Identity,
+    selector_label: str,
+    admin: client.CoreV1Api,
+    make_executor: Callable[..., Executor],
 ) -> None:
     team = ns_factory(labels={selector_label: "true"})
     control_plane.grant(scheduler, team, POD_RULES)
@@ -182,7 +198,10 @@ def test_label_removed_drains_then_stops_the_watcher(
 
 
 def test_deleted_namespace_has_its_watcher_stopped(
-    control_plane: Cluster, ns_factory: Callable[..., str], scheduler: Identity, selector_label: str,
+    control_plane: Cluster,
+    ns_factory: Callable[..., str],
+    scheduler: Identity,
+    selector_label: str,
     make_executor: Callable[..., Executor],
 ) -> None:
     team = ns_factory(labels={selector_label: "true"})
@@ -197,7 +216,10 @@ def test_deleted_namespace_has_its_watcher_stopped(
 
 
 def test_rolebinding_removed_is_forbidden_within_the_recheck_interval(
-    control_plane: Cluster, ns_factory: Callable[..., str], scheduler: Identity, selector_label: str,
+    control_plane: Cluster,
+    ns_factory: Callable[..., str],
+    scheduler: Identity,
+    selector_label: str,
     make_executor: Callable[..., Executor],
 ) -> None:
     team = ns_factory(labels={selector_label: "true"})
@@ -207,13 +229,19 @@ def test_rolebinding_removed_is_forbidden_within_the_recheck_interval(
 
     control_plane.revoke(scheduler, team)
 
-    wait_until(lambda: executor.discovery.status(team).state is State.FORBIDDEN, f"{team} forbidden", timeout=5)
+    wait_until(
+        lambda: executor.discovery.status(team).state is State.FORBIDDEN, f"{team} forbidden", timeout=5
+    )
     wait_until(lambda: team not in watched(executor), f"watcher for {team} stopped")
 
 
 def test_a_403_on_pod_create_invalidates_access_at_once_and_fails_the_task_with_the_reason(
-    control_plane: Cluster, ns_factory: Callable[..., str], scheduler: Identity, selector_label: str,
-    admin: client.CoreV1Api, make_executor: Callable[..., Executor],
+    control_plane: Cluster,
+    ns_factory: Callable[..., str],
+    scheduler: Identity,
+    selector_label: str,
+    admin: client.CoreV1Api,
+    make_executor: Callable[..., Executor],
 ) -> None:
     team = ns_factory(labels={selector_label: "true"})
     control_plane.grant(scheduler, team, POD_RULES)
@@ -242,9 +270,14 @@ def test_a_403_on_pod_create_invalidates_access_at_once_and_fails_the_task_with_
     ],
 )
 def test_each_refusal_reason_fails_the_task_and_creates_no_pod_anywhere(
-    case: str, expected: str,
-    control_plane: Cluster, ns_factory: Callable[..., str], scheduler: Identity, selector_label: str,
-    admin: client.CoreV1Api, make_executor: Callable[..., Executor],
+    case: str,
+    expected: str,
+    control_plane: Cluster,
+    ns_factory: Callable[..., str],
+    scheduler: Identity,
+    selector_label: str,
+    admin: client.CoreV1Api,
+    make_executor: Callable[..., Executor],
 ) -> None:
     labelled = {selector_label: "true"}
     if case == "invalid-name":
@@ -277,9 +310,14 @@ def test_each_refusal_reason_fails_the_task_and_creates_no_pod_anywhere(
 
 @pytest.mark.parametrize(("phase", "exit_code"), [("Succeeded", 0), ("Failed", 1)])
 def test_pod_phase_in_a_discovered_namespace_is_reported_for_the_task(
-    phase: str, exit_code: int,
-    control_plane: Cluster, ns_factory: Callable[..., str], scheduler: Identity, selector_label: str,
-    admin: client.CoreV1Api, make_executor: Callable[..., Executor],
+    phase: str,
+    exit_code: int,
+    control_plane: Cluster,
+    ns_factory: Callable[..., str],
+    scheduler: Identity,
+    selector_label: str,
+    admin: client.CoreV1Api,
+    make_executor: Callable[..., Executor],
 ) -> None:
     team = ns_factory(labels={selector_label: "true"})
     control_plane.grant(scheduler, team, POD_RULES)
@@ -302,8 +340,12 @@ def test_pod_phase_in_a_discovered_namespace_is_reported_for_the_task(
 
 
 def test_a_restarted_scheduler_adopts_pods_in_discovered_namespaces(
-    control_plane: Cluster, ns_factory: Callable[..., str], scheduler: Identity, selector_label: str,
-    admin: client.CoreV1Api, make_executor: Callable[..., Executor],
+    control_plane: Cluster,
+    ns_factory: Callable[..., str],
+    scheduler: Identity,
+    selector_label: str,
+    admin: client.CoreV1Api,
+    make_executor: Callable[..., Executor],
 ) -> None:
     team = ns_factory(labels={selector_label: "true"})
     control_plane.grant(scheduler, team, POD_RULES)

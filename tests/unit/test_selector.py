@@ -96,13 +96,6 @@ def test_value_of_exactly_63_characters_is_accepted():
     assert clauses("team=" + "v" * 63) == [("team", "=", ("v" * 63,))]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG selector.py _parse_requirement: '>'/'<' values are only checked with _is_int (r'-?\\d+'), "
-    "not as label values; Kubernetes also applies validateLabelValue and ParseInt(int64), so the API "
-    "server rejects these selectors while parse_selector accepts them",
-)
 @pytest.mark.parametrize("text", ["tier>-5", "tier<\u0663", "tier>99999999999999999999"])
 def test_greater_or_less_than_value_the_api_server_rejects_is_rejected(text: str):
     try:

@@ -100,12 +100,6 @@ def test_dns1123_labels_are_valid_namespace_names(name: str):
     assert is_valid_namespace_name(name)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG state.py _DNS1123_LABEL uses '$', which also matches before a trailing newline: "
-    "is_valid_namespace_name('team-b\\n') is True and decide() goes on to review it instead of "
-    "refusing it as invalid-name (use re.fullmatch or \\Z)",
-)
 def test_namespace_name_with_trailing_newline_is_invalid():
     assert decide("team-b\n", SETTINGS, LABELLED, ALLOWED).state is State.INVALID_NAME
 
@@ -318,8 +312,16 @@ def test_draining_namespace_keeps_draining_while_pods_remain():
     assert status.active_pods == 1
 
 
-def test_draining_namespace_becomes_not_selected_when_its_last_pod_finishes():
+def test_draining_namespace_keeps_its_watcher_for_one_poll_after_its_last_pod_finishes():
     status = decide("team-b", SETTINGS, UNLABELLED, ALLOWED, previous=draining(), active_pods=0)
+    assert status.state is State.DRAINING
+    assert status.watched
+    assert status.active_pods == 0
+
+
+def test_draining_namespace_becomes_not_selected_on_the_poll_after_its_last_pod_finished():
+    last_poll = decide("team-b", SETTINGS, UNLABELLED, ALLOWED, previous=draining(), active_pods=0)
+    status = decide("team-b", SETTINGS, UNLABELLED, ALLOWED, previous=last_poll, active_pods=0)
     assert status.state is State.NOT_SELECTED
     assert not status.watched
 
@@ -334,12 +336,6 @@ def test_draining_namespace_that_is_labelled_again_is_permitted_again():
     assert status.state is State.PERMITTED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG state.py decide(): PENDING is not drainable, and engine.py _on_left_selection drops the "
-    "access decision, so a draining namespace that is labelled again is 'pending' until its review "
-    "finishes: not watched, and its pod watcher is stopped while its pods still run",
-)
 def test_draining_namespace_labelled_again_keeps_its_watcher_while_its_review_runs():
     status = decide("team-b", SETTINGS, LABELLED, None, previous=draining(), active_pods=2)
     assert status.watched

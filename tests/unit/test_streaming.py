@@ -70,13 +70,6 @@ def test_backoff_delay_stays_between_half_the_ceiling_and_the_ceiling(
         assert delay <= maximum
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="BUG streaming.py Backoff.next_delay: initial * 2**attempt is computed before the min() with "
-    "maximum and _attempt grows forever, so the 1025th consecutive failure (~6h of outage at 30s) "
-    "raises OverflowError: int too large to convert to float, killing the reconnect loop",
-)
 def test_backoff_keeps_returning_the_maximum_after_a_long_outage():
     backoff = Backoff(initial=0.2, maximum=30.0)
     delays = [backoff.next_delay() for _ in range(1100)]
@@ -166,14 +159,31 @@ class FakeConnection:
         pass
 
 
+class FakePool:
+    def __init__(self) -> None:
+        self.returned: list[object] = []
+
+    def _put_conn(self, connection: object) -> None:
+        self.returned.append(connection)
+
+
 def live_urllib3_response(shutdowns: list[int]) -> urllib3.HTTPResponse:
     """A real urllib3 response still attached to its connection, as a watch stream is while it runs."""
     return urllib3.HTTPResponse(
         body=io.BytesIO(b'{"type": "ADDED"}\n'),
         preload_content=False,
         connection=FakeConnection(),  # type: ignore[arg-type]
+        pool=FakePool(),  # type: ignore[arg-type]
         sock_shutdown=shutdowns.append,
     )
+
+
+def test_close_is_still_called_when_shutting_the_socket_down_fails():
+    calls: list[str] = []
+    stream = Interruptible()
+    stream.track(BrokenSocketResponse(calls))
+    stream.stop()
+    assert calls == ["response.close"]
 
 
 def test_stop_shuts_down_the_socket_of_a_live_urllib3_response():
@@ -185,15 +195,7 @@ def test_stop_shuts_down_the_socket_of_a_live_urllib3_response():
     assert response.closed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="BUG streaming.py Interruptible._shutdown catches only OSError, but urllib3>=2.3 "
-    "HTTPResponse.shutdown() raises ValueError once the response is closed (kubernetes' watch closes "
-    "it when a stream ends) and RuntimeError once released to the pool; stop()/terminate() of a "
-    "watcher that is between streams (e.g. in backoff) raises instead of stopping quietly",
-)
-def test_stop_after_the_tracked_stream_has_ended_does_not_raise():
+def test_stop_after_the_tracked_stream_was_closed_does_not_raise():
     stream = Interruptible()
     response = stream.track(live_urllib3_response([]))
     response.close()  # what kubernetes.watch.Watch.stream does when a watch ends
@@ -201,15 +203,18 @@ def test_stop_after_the_tracked_stream_has_ended_does_not_raise():
     assert stream.stopped.is_set()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="BUG streaming.py Interruptible: the second stop() shuts down the already closed urllib3 "
-    "response again, and urllib3 raises ValueError (only OSError is caught)",
-)
 def test_stopping_twice_is_harmless():
+    shutdowns: list[int] = []
     stream = Interruptible()
-    stream.track(live_urllib3_response([]))
+    stream.track(live_urllib3_response(shutdowns))
     stream.stop()
+    stream.stop()
+    assert shutdowns == [socket.SHUT_RD]
+
+
+def test_stop_after_the_tracked_response_was_released_to_the_pool_does_not_raise():
+    stream = Interruptible()
+    response = stream.track(live_urllib3_response([]))
+    response.release_conn()  # what NamespaceWatch._watch does when a watch ends
     stream.stop()
     assert stream.stopped.is_set()

@@ -1,0 +1,33 @@
+# Two entry points on a fresh machine: `make demo` (the product on a local control plane) and
+# `make test` (everything CI runs). Both build what they need once and cache it under ~/.cache.
+PYTHON ?= python3
+CACHE := $(HOME)/.cache/airflow-provider-nsdiscovery
+VENV := $(CACHE)/venv
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+PY := $(VENV)/bin/python
+
+.PHONY: venv controlplane lint test demo
+
+$(STAMP): pyproject.toml
+	@echo "==> Python environment in $(VENV) (first time: a few minutes for Airflow)"
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(STAMP)
+
+controlplane:
+	@echo "==> kube-apiserver + etcd (built from Go modules once, then cached)"
+	bash tests/harness/build-controlplane.sh >/dev/null
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: venv controlplane lint
+	$(PY) -m pytest tests -q -p no:randomly
+
+demo: venv controlplane
+	$(PY) demo/run_demo.py
