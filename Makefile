@@ -3,7 +3,8 @@
 PYTHON ?= python3
 CACHE := $(HOME)/.cache/airflow-provider-nsdiscovery
 VENV := $(CACHE)/venv
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+# The stamp covers the checkout path too: the install is editable, so a new clone reinstalls.
+STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml; echo $(CURDIR)) | sha256sum | cut -c1-12)
 PY := $(VENV)/bin/python
 
 .PHONY: venv controlplane lint test demo

@@ -12,7 +12,7 @@ import logging
 import random
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -87,6 +87,9 @@ class NamespaceDiscovery:
         self._listed = threading.Event()
         self._threads: list[threading.Thread] = []
         self._desired: frozenset[str] = frozenset()
+        # Watch event -> permitted, per namespace: the latency operators care about.
+        self._event_at: dict[str, float] = {}
+        self.discovery_latencies: deque[float] = deque(maxlen=1000)
         self.table.put(decide(settings.home_namespace, settings, None, None))
 
     # lifecycle ---------------------------------------------------------------------------------
@@ -187,6 +190,7 @@ class NamespaceDiscovery:
             return
         with self._lock:
             self._observed[name] = observation
+            self._event_at.setdefault(name, time.monotonic())
         self._observe(name)
 
     def _on_left_selection(self, name: str) -> None:
@@ -281,6 +285,9 @@ class NamespaceDiscovery:
         status = decide(name, self.settings, observation, access, previous=previous, active_pods=active)
         with self._lock:
             previous = self.table.put(status)
+            event_at = self._event_at.pop(name, None) if status.state is not State.PENDING else None
+        if event_at is not None and status.state is State.PERMITTED and not (previous and previous.watched):
+            self.discovery_latencies.append(time.monotonic() - event_at)
         if previous is None or (previous.state, previous.reason) != (status.state, status.reason):
             level = (
                 logging.INFO

@@ -20,6 +20,7 @@ from kubernetes import client
 from kubernetes.watch.watch import iter_resp_lines
 
 from airflow_provider_nsdiscovery.discovery.state import Observation
+from airflow_provider_nsdiscovery.discovery.tenancy import TenantPolicy
 from airflow_provider_nsdiscovery.streaming import Backoff, Interruptible
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ def observation_from(obj: Mapping[str, Any]) -> Observation:
         exists=True,
         labels=dict(metadata.get("labels") or {}),
         terminating=bool(metadata.get("deletionTimestamp")) or phase == "Terminating",
+        tenancy=TenantPolicy.from_annotations(metadata.get("annotations") or {}),
     )
 
 

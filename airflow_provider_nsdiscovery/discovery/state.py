@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from airflow_provider_nsdiscovery.config import SECTION, DiscoverySettings
+from airflow_provider_nsdiscovery.discovery.tenancy import TenantPolicy
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
@@ -30,6 +31,7 @@ class State(str, Enum):
     EXCLUDED = "excluded"
     ABSENT = "absent"
     INVALID_NAME = "invalid-name"
+    DENIED = "denied"
 
 
 _HEADLINES = {
@@ -42,6 +44,7 @@ _HEADLINES = {
     State.EXCLUDED: "is excluded",
     State.ABSENT: "does not exist",
     State.INVALID_NAME: "is not a valid namespace name",
+    State.DENIED: "does not accept this task",
 }
 
 
@@ -73,6 +76,7 @@ class Observation:
     exists: bool | None
     labels: Mapping[str, str] = field(default_factory=dict)
     terminating: bool = False
+    tenancy: TenantPolicy = field(default_factory=TenantPolicy)
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,7 @@ class NamespaceStatus:
     fix: str = ""
     checked_at: float = field(default_factory=time.time)
     active_pods: int = 0
+    tenancy: TenantPolicy = field(default_factory=TenantPolicy)
 
     @property
     def watched(self) -> bool:
@@ -206,6 +211,7 @@ def _decide_base(
         State.PERMITTED,
         f"{selected} and {access.identity} may manage pods there",
         checked_at=access.checked_at,
+        tenancy=observation.tenancy,
     )
 
 

@@ -25,6 +25,7 @@ from kubernetes.client.rest import ApiException
 from airflow_provider_nsdiscovery.config import SECTION, SettingsError
 from airflow_provider_nsdiscovery.discovery.engine import NamespaceDiscovery
 from airflow_provider_nsdiscovery.discovery.state import State
+from airflow_provider_nsdiscovery.executors.metrics import DiscoveryMetrics
 from airflow_provider_nsdiscovery.executors.scheduler import (
     DynamicNamespaceKubernetesScheduler,
     NamespaceRefusedError,
@@ -73,9 +74,19 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
         except SettingsError as err:
             raise AirflowConfigException(str(err)) from None
         self.discovery: NamespaceDiscovery | None = None
+        self._metrics = DiscoveryMetrics()
 
     def start(self) -> None:
-        api_client = _get_executor_kube_client(team_name=self.team_name).api_client
+        try:
+            api_client = _get_executor_kube_client(team_name=self.team_name).api_client
+        except Exception as err:
+            raise AirflowConfigException(
+                "cannot build a Kubernetes client from [kubernetes_executor] "
+                f"(in_cluster={self.conf.get('kubernetes_executor', 'in_cluster', fallback='')!r}, "
+                f"config_file={self.conf.get('kubernetes_executor', 'config_file', fallback='')!r}): "
+                f"{err}. Point config_file at a readable kubeconfig, or set in_cluster = True when the "
+                "scheduler runs in the cluster"
+            ) from err
         worker = self._make_safe_label_value(str(self.job_id))
         self.discovery = NamespaceDiscovery(
             self.discovery_settings,
@@ -94,6 +105,11 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
             functools.partial(DynamicNamespaceKubernetesScheduler, discovery=self.discovery)
         ):
             super().start()
+
+    def sync(self) -> None:
+        super().sync()
+        if self.discovery is not None and self.kube_scheduler is not None:
+            self._metrics.emit(self.discovery, len(self.kube_scheduler.kube_watchers))
 
     def _namespaces_changed(self, desired: frozenset[str]) -> None:
         if isinstance(self.kube_scheduler, DynamicNamespaceKubernetesScheduler):

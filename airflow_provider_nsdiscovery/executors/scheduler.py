@@ -95,7 +95,7 @@ class DynamicNamespaceKubernetesScheduler(AirflowKubernetesScheduler):
         pod = super()._build_pod_request(next_job)
         self._launch_namespaces[next_job.key] = pod.metadata.namespace
         try:
-            check_pod_namespace(pod, self.discovery.check)
+            check_pod_namespace(pod, self.discovery.check, team=self.team_name)
         except NamespaceRefusal as refusal:
             raise NamespaceRefusedError(refusal.status) from None
         return pod

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +53,7 @@ class PodRun:
     name: str
     uid: str
     log_path: Path
+    annotations: dict[str, str] = field(default_factory=dict)
     argv: list[str] = field(default_factory=list)
     started_at: float | None = None
     finished_at: float | None = None
@@ -84,6 +85,93 @@ def _fieldref_value(pod: client.V1Pod, path: str) -> str | None:
         if path.startswith(f"{prefix}['") and path.endswith("']"):
             return (source or {}).get(path[len(prefix) + 2 : -2])
     return None
+
+
+class PodWatch(threading.Thread):
+    """List, then watch, pods (in one namespace or all) and hand each event to ``on_event``.
+
+    Informer-style: pods found by the first list (and by a re-list after the watch expired) are
+    reported as ``ADDED``. ``synced`` is set once the first list is done, so a caller knows that
+    every later change will be seen.
+    """
+
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        on_event: Callable[[str, client.V1Pod], None],
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+    ) -> None:
+        super().__init__(name=f"pod-watch-{namespace or 'all'}", daemon=True)
+        self._api = client.CoreV1Api(api_client)
+        self._on_event = on_event
+        self.namespace = namespace
+        self.label_selector = label_selector
+        self.synced = threading.Event()
+        self._stopped = threading.Event()
+
+    def start_and_sync(self, timeout: float = 30.0) -> PodWatch:
+        self.start()
+        if not self.synced.wait(timeout):
+            self.stop()
+            raise TimeoutError(f"pod watch ({self.namespace or 'all namespaces'}) could not list pods")
+        return self
+
+    def stop(self) -> None:
+        """Returns within about WATCH_TIMEOUT_SECONDS: the open watch ends by itself."""
+        self._stopped.set()
+        if self.is_alive() and self is not threading.current_thread():
+            self.join(timeout=WATCH_TIMEOUT_SECONDS + 10)
+
+    def run(self) -> None:
+        if self.namespace is None:
+            list_call: Callable[..., Any] = self._api.list_pod_for_all_namespaces
+            args: tuple[str, ...] = ()
+        else:
+            list_call, args = self._api.list_namespaced_pod, (self.namespace,)
+        selector = {"label_selector": self.label_selector} if self.label_selector else {}
+        where = self.namespace or "all namespaces"
+        resource_version: str | None = None
+        delay = 0.2
+        while not self._stopped.is_set():
+            try:
+                if resource_version is None:
+                    listing = list_call(*args, **selector)
+                    for pod in listing.items:
+                        self._on_event("ADDED", pod)
+                    resource_version = listing.metadata.resource_version
+                    self.synced.set()
+                stream: Iterator[dict[str, Any]] = watch.Watch().stream(
+                    list_call,
+                    *args,
+                    **selector,
+                    resource_version=resource_version,
+                    timeout_seconds=WATCH_TIMEOUT_SECONDS,
+                    allow_watch_bookmarks=True,
+                    _request_timeout=WATCH_TIMEOUT_SECONDS + 10,
+                )
+                for event in stream:
+                    pod = event["object"]
+                    resource_version = pod.metadata.resource_version
+                    if event["type"] != "BOOKMARK":
+                        self._on_event(event["type"], pod)
+                    if self._stopped.is_set():
+                        break
+                delay = 0.2
+            except ApiException as err:
+                if err.status == 410:  # the watch expired: list again
+                    resource_version = None
+                    continue
+                log.warning("pod watch (%s) failed: %s", where, err.reason)
+                self._stopped.wait(delay)
+                delay = min(delay * 2, 5.0)
+            except (urllib3.exceptions.HTTPError, OSError) as err:
+                if self._stopped.is_set():
+                    return
+                log.warning("pod watch (%s) failed: %r", where, err)
+                self._stopped.wait(delay)
+                delay = min(delay * 2, 5.0)
 
 
 class Kubelet:
@@ -118,20 +206,20 @@ class Kubelet:
         self._stopped = threading.Event()
         self._lock = threading.Lock()
         self._runs: dict[str, PodRun] = {}
-        self._threads: list[threading.Thread] = []
+        self._watches: list[PodWatch] = []
 
     # lifecycle ---------------------------------------------------------------------------------
 
     def start(self) -> Kubelet:
+        """Returns once every watch has listed the pods that exist already."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         targets: list[str | None] = list(self.namespaces) if self.namespaces is not None else [None]
         for namespace in targets:
-            thread = threading.Thread(
-                target=self._watch_loop, args=(namespace,), name=f"kubelet-watch-{namespace or 'all'}",
-                daemon=True,
+            pod_watch = PodWatch(
+                self._api_client, self._on_event, namespace=namespace, label_selector=self.label_selector
             )
-            thread.start()
-            self._threads.append(thread)
+            self._watches.append(pod_watch)
+            pod_watch.start_and_sync()
         return self
 
     def stop(self) -> None:
@@ -141,8 +229,8 @@ class Kubelet:
             runs = list(self._runs.values())
         for run in runs:
             self._kill(run)
-        for thread in self._threads:
-            thread.join(timeout=WATCH_TIMEOUT_SECONDS + 10)
+        for pod_watch in self._watches:
+            pod_watch.stop()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._api_client.close()
 
@@ -160,69 +248,14 @@ class Kubelet:
         with self._lock:
             return list(self._runs.values())
 
-    # watching ----------------------------------------------------------------------------------
-
-    def _list(self, api: client.CoreV1Api, namespace: str | None, **kwargs: Any) -> Any:
-        if namespace is None:
-            return api.list_pod_for_all_namespaces(label_selector=self.label_selector, **kwargs)
-        return api.list_namespaced_pod(namespace, label_selector=self.label_selector, **kwargs)
-
-    def _watch_loop(self, namespace: str | None) -> None:
-        api = client.CoreV1Api(self._api_client)
-        resource_version: str | None = None
-        delay = 0.2
-        while not self._stopped.is_set():
-            try:
-                if resource_version is None:
-                    listing = self._list(api, namespace)
-                    for pod in listing.items:
-                        self._on_event("ADDED", pod)
-                    resource_version = listing.metadata.resource_version
-                if namespace is None:
-                    list_call, args = api.list_pod_for_all_namespaces, ()
-                else:
-                    list_call, args = api.list_namespaced_pod, (namespace,)
-                stream: Iterator[dict[str, Any]] = watch.Watch().stream(
-                    list_call,
-                    *args,
-                    label_selector=self.label_selector,
-                    resource_version=resource_version,
-                    timeout_seconds=WATCH_TIMEOUT_SECONDS,
-                    allow_watch_bookmarks=True,
-                    _request_timeout=WATCH_TIMEOUT_SECONDS + 10,
-                )
-                for event in stream:
-                    if event["type"] == "ERROR":
-                        resource_version = None  # 410 Gone: list again
-                        break
-                    pod = event["object"]
-                    resource_version = pod.metadata.resource_version
-                    if event["type"] != "BOOKMARK":
-                        self._on_event(event["type"], pod)
-                    if self._stopped.is_set():
-                        break
-                delay = 0.2
-            except ApiException as err:
-                if err.status == 410:
-                    resource_version = None
-                    continue
-                log.warning("kubelet watch (%s) failed: %s", namespace or "all namespaces", err.reason)
-                self._stopped.wait(delay)
-                delay = min(delay * 2, 5.0)
-            except (urllib3.exceptions.HTTPError, OSError) as err:
-                if self._stopped.is_set():
-                    return
-                log.warning("kubelet watch (%s) failed: %r", namespace or "all namespaces", err)
-                self._stopped.wait(delay)
-                delay = min(delay * 2, 5.0)
-
     def _on_event(self, kind: str, pod: client.V1Pod) -> None:
         uid = pod.metadata.uid
         if kind == "DELETED" or pod.metadata.deletion_timestamp is not None:
-            with self._lock:
+            with self._lock:  # under the lock: _run_pod checks `deleted` and starts the process under it
                 run = self._runs.get(uid)
+                if run is not None:
+                    run.deleted = True
             if run is not None:
-                run.deleted = True
                 self._kill(run)
             return
         if pod.spec.node_name or (pod.status and pod.status.phase not in (None, "Pending")):
@@ -235,12 +268,11 @@ class Kubelet:
                 name=pod.metadata.name,
                 uid=uid,
                 log_path=self.log_dir / pod.metadata.namespace / f"{pod.metadata.name}.log",
+                annotations=dict(pod.metadata.annotations or {}),
             )
             self._runs[uid] = run
-        try:
+        with contextlib.suppress(RuntimeError):  # the pool is shut down while stopping
             self._pool.submit(self._run_pod, run, pod)
-        except RuntimeError:  # pool shut down while stopping
-            pass
 
     # running -----------------------------------------------------------------------------------
 
@@ -292,7 +324,7 @@ class Kubelet:
         code = self._wait(run, run.process)
         run.exit_code = code
         run.finished_at = time.time()
-        if not run.deleted:
+        if not run.deleted and not self._stopped.is_set():
             self._report(run, code)
 
     def _wait(self, run: PodRun, process: subprocess.Popen[bytes]) -> int:
@@ -337,4 +369,3 @@ class Kubelet:
     def _signal(process: subprocess.Popen[bytes], signum: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signum)
-

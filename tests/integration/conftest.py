@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import random
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from tests.harness.controlplane import (
     find_binaries,
     require_cluster,
 )
+from tests.integration.executor_helpers import TEMPLATE, Executor
 
 _HERE = Path(__file__).parent
 
@@ -106,3 +108,35 @@ def scheduler(control_plane: Cluster, ns_factory: NamespaceFactory) -> Identity:
     return control_plane.service_account_client(
         home, "scheduler", cluster_rules=NAMESPACE_READ_RULES, namespace_rules={home: POD_RULES}
     )
+
+
+@pytest.fixture
+def make_executor(
+    monkeypatch: pytest.MonkeyPatch, scheduler: Identity, selector_label: str, airflow_db: None
+) -> Iterator[Callable[..., Executor]]:
+    started: list[Executor] = []
+
+    def make(identity: Identity = scheduler, job_id: int | None = None, **discovery: str) -> Executor:
+        env = {
+            "KUBERNETES_EXECUTOR__IN_CLUSTER": "False",
+            "KUBERNETES_EXECUTOR__CONFIG_FILE": str(identity.kubeconfig_path),
+            "KUBERNETES_EXECUTOR__NAMESPACE": identity.namespace,
+            "KUBERNETES_EXECUTOR__POD_TEMPLATE_FILE": str(TEMPLATE),
+            "KUBERNETES_EXECUTOR__WORKER_CONTAINER_REPOSITORY": "busybox",
+            "KUBERNETES_EXECUTOR__WORKER_CONTAINER_TAG": "1.36",
+            "KUBERNETES_EXECUTOR__POD_LAUNCH_FAILURE_RETRIES": "0",
+            "KUBERNETES_NAMESPACE_DISCOVERY__LABEL_SELECTOR": f"{selector_label}=true",
+            "KUBERNETES_NAMESPACE_DISCOVERY__DRAIN_POLL_INTERVAL": "0.2",
+            **{f"KUBERNETES_NAMESPACE_DISCOVERY__{k.upper()}": v for k, v in discovery.items()},
+        }
+        for key, value in env.items():
+            monkeypatch.setenv(f"AIRFLOW__{key}", value)
+        executor = Executor()
+        executor.job_id = job_id if job_id is not None else random.randint(10_000, 10_000_000)
+        executor.start()
+        started.append(executor)
+        return executor
+
+    yield make
+    for executor in started:
+        executor.end()

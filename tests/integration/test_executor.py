@@ -7,98 +7,24 @@ their status, the way a kubelet would.
 
 from __future__ import annotations
 
-import itertools
-import random
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
-from airflow.models.taskinstancekey import TaskInstanceKey
 from airflow.utils.state import TaskInstanceState
 from kubernetes import client
-from kubernetes.client import models as k8s
 
 from airflow_provider_nsdiscovery.discovery.state import State
-from airflow_provider_nsdiscovery.executors import DynamicNamespaceKubernetesExecutor
 from tests.harness.controlplane import POD_RULES, Cluster, Identity
+from tests.integration.executor_helpers import (
+    Executor,
+    launch,
+    pod_of,
+    sync_until,
+    watched,
+    worker_pods,
+)
 from tests.integration.waiting import wait_until
-
-TEMPLATE = Path(__file__).with_name("pod_template.yaml")
-_task_numbers = itertools.count()
-
-Executor = DynamicNamespaceKubernetesExecutor
-
-
-@pytest.fixture
-def make_executor(
-    monkeypatch: pytest.MonkeyPatch, scheduler: Identity, selector_label: str, airflow_db: None
-) -> Iterator[Callable[..., Executor]]:
-    started: list[Executor] = []
-
-    def make(identity: Identity = scheduler, job_id: int | None = None, **discovery: str) -> Executor:
-        env = {
-            "KUBERNETES_EXECUTOR__IN_CLUSTER": "False",
-            "KUBERNETES_EXECUTOR__CONFIG_FILE": str(identity.kubeconfig_path),
-            "KUBERNETES_EXECUTOR__NAMESPACE": identity.namespace,
-            "KUBERNETES_EXECUTOR__POD_TEMPLATE_FILE": str(TEMPLATE),
-            "KUBERNETES_EXECUTOR__WORKER_CONTAINER_REPOSITORY": "busybox",
-            "KUBERNETES_EXECUTOR__WORKER_CONTAINER_TAG": "1.36",
-            "KUBERNETES_EXECUTOR__POD_LAUNCH_FAILURE_RETRIES": "0",
-            "KUBERNETES_NAMESPACE_DISCOVERY__LABEL_SELECTOR": f"{selector_label}=true",
-            "KUBERNETES_NAMESPACE_DISCOVERY__DRAIN_POLL_INTERVAL": "0.2",
-            **{f"KUBERNETES_NAMESPACE_DISCOVERY__{k.upper()}": v for k, v in discovery.items()},
-        }
-        for key, value in env.items():
-            monkeypatch.setenv(f"AIRFLOW__{key}", value)
-        executor = Executor()
-        executor.job_id = job_id if job_id is not None else random.randint(10_000, 10_000_000)
-        executor.start()
-        started.append(executor)
-        return executor
-
-    yield make
-    for executor in started:
-        executor.end()
-
-
-def launch(executor: Executor, namespace: str | None = None) -> TaskInstanceKey:
-    """Queue a task the way the scheduler does and run one executor heartbeat."""
-    key = TaskInstanceKey("nsd_dag", f"task_{next(_task_numbers)}", "manual__1", 1, -1)
-    config: dict[str, Any] = {}
-    if namespace is not None:
-        config["pod_override"] = k8s.V1Pod(metadata=k8s.V1ObjectMeta(namespace=namespace))
-    executor.running.add(key)
-    executor.execute_async(
-        key, ["airflow", "tasks", "run", key.dag_id, key.task_id, key.run_id], executor_config=config
-    )
-    executor.sync()
-    return key
-
-
-def worker_pods(admin: client.CoreV1Api, executor: Executor) -> list[client.V1Pod]:
-    """Every pod this executor created, in any namespace (the admin sees them all)."""
-    return list(admin.list_pod_for_all_namespaces(label_selector=f"airflow-worker={executor.job_id}").items)
-
-
-def pod_of(admin: client.CoreV1Api, executor: Executor, key: TaskInstanceKey) -> client.V1Pod:
-    pods = [p for p in worker_pods(admin, executor) if p.metadata.annotations["task_id"] == key.task_id]
-    assert len(pods) == 1, f"expected one pod for {key.task_id}, found {len(pods)}"
-    return pods[0]
-
-
-def sync_until(executor: Executor, condition: Callable[[], object], what: str) -> None:
-    def step() -> object:
-        executor.sync()
-        return condition()
-
-    wait_until(step, what)
-
-
-def watched(executor: Executor) -> set[str]:
-    assert executor.kube_scheduler is not None
-    return set(executor.kube_scheduler.kube_watchers)
 
 
 def test_executor_watches_home_and_permitted_namespaces_and_launches_there(
@@ -247,13 +173,17 @@ def test_a_403_on_pod_create_invalidates_access_at_once_and_fails_the_task_with_
     control_plane.grant(scheduler, team, POD_RULES)
     executor = make_executor(access_recheck_interval="3600")
     assert executor.discovery is not None
-    control_plane.revoke(scheduler, team)
+    # Take away only "create": the watcher keeps working, so the create call is what sees the 403.
+    control_plane.grant(scheduler, team, [_without_create(rule) for rule in POD_RULES])
     assert executor.discovery.status(team).state is State.PERMITTED  # stale for an hour
 
     key = launch(executor, team)
 
     assert executor.event_buffer[key][0] == TaskInstanceState.FAILED
-    assert f"scheduler identity {scheduler.username} lacks: create pods" in executor.event_buffer[key][1]
+    assert (
+        f"scheduler identity {scheduler.username} lacks: create pods in {team}"
+        in executor.event_buffer[key][1]
+    )
     assert executor.discovery.status(team).state is State.FORBIDDEN
     assert worker_pods(admin, executor) == []
 
@@ -363,3 +293,8 @@ def test_a_restarted_scheduler_adopts_pods_in_discovered_namespaces(
     adopted = admin.read_namespaced_pod(pod.metadata.name, team)
     assert adopted.metadata.labels["airflow-worker"] == str(second.job_id)
     assert len(admin.list_namespaced_pod(team).items) == 1  # no duplicate pod
+
+
+def _without_create(rule: client.V1PolicyRule) -> client.V1PolicyRule:
+    verbs = [verb for verb in rule.verbs if verb != "create"]
+    return client.V1PolicyRule(api_groups=rule.api_groups, resources=rule.resources, verbs=verbs)
