@@ -7,7 +7,7 @@ VENV := $(CACHE)/venv
 STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml; echo $(CURDIR)) | sha256sum | cut -c1-12)
 PY := $(VENV)/bin/python
 
-.PHONY: venv controlplane lint test demo
+.PHONY: venv controlplane lint test test-min demo
 
 $(STAMP): pyproject.toml
 	@echo "==> Python environment in $(VENV) (first time: a few minutes for Airflow)"
@@ -28,7 +28,21 @@ lint: venv
 	$(VENV)/bin/mypy
 
 test: venv controlplane lint
-	$(PY) -m pytest tests -q -p no:randomly
+	$(PY) -m pytest tests -q
+	$(MAKE) test-min
+
+# The same unit and integration suites on the oldest versions pyproject.toml accepts.
+MIN_VENV := $(CACHE)/venv-min
+MIN_STAMP := $(MIN_VENV)/.installed-$(shell (cat pyproject.toml ci/min-versions.txt; echo $(CURDIR)) | sha256sum | cut -c1-12)
+
+$(MIN_STAMP): pyproject.toml ci/min-versions.txt
+	@echo "==> Python environment with the lowest supported versions in $(MIN_VENV)"
+	test -x $(MIN_VENV)/bin/python || $(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/python -m pip install -q -c ci/min-versions.txt -e . pytest pytest-timeout hypothesis
+	rm -f $(MIN_VENV)/.installed-* && touch $@
+
+test-min: $(MIN_STAMP) controlplane
+	$(MIN_VENV)/bin/python -m pytest tests/unit tests/integration -q
 
 demo: venv controlplane
 	$(PY) demo/run_demo.py

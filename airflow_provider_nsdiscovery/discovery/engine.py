@@ -315,6 +315,8 @@ class NamespaceDiscovery:
         # One publisher at a time, so a slower thread cannot hand on a desired set older than one
         # that was already published.
         with self._publish_lock:
+            if self._stopped.is_set():
+                return  # a review finishing after stop() must not start watchers again
             desired = self.watched()
             if desired == self._desired:
                 return

@@ -268,8 +268,9 @@ class Cluster(abc.ABC):
         configuration.host = self.host
         configuration.ssl_ca_cert = str(self.ca_file)
         configuration.verify_ssl = True
-        configuration.api_key = {"BearerToken": token}
-        configuration.api_key_prefix = {"BearerToken": "Bearer"}
+        # "authorization" is the key every client release honours (36 renamed it, keeping this one).
+        configuration.api_key = {"authorization": token}
+        configuration.api_key_prefix = {"authorization": "Bearer"}
         return configuration
 
     def admin_api_client(self) -> client.ApiClient:
@@ -302,12 +303,8 @@ class Cluster(abc.ABC):
         return self._core.create_namespace(body)
 
     def label_namespace(self, name: str, labels: Mapping[str, str | None]) -> client.V1Namespace:
-        """A JSON merge patch, so a None value removes the label as `kubectl label k-` does."""
-        return self._core.patch_namespace(
-            name,
-            {"metadata": {"labels": dict(labels)}},
-            _content_type="application/merge-patch+json",
-        )
+        """A None value removes the label as `kubectl label k-` does (null deletes in any patch type)."""
+        return self._core.patch_namespace(name, {"metadata": {"labels": dict(labels)}})
 
     def delete_namespace(self, name: str) -> None:
         """Leaves the namespace Terminating: with no namespace controller nobody finalizes it."""
@@ -443,8 +440,10 @@ class Cluster(abc.ABC):
                 namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=name))
             )
         )
-        # No audiences: the token gets the API server's own, whatever the cluster configured.
-        request = client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(expiration_seconds=3600))
+        # Empty audiences: the token gets the API server's own, whatever the cluster configured.
+        request = client.AuthenticationV1TokenRequest(
+            spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
+        )
         token = core.create_namespaced_service_account_token(name, namespace, request).status.token
         identity = Identity(
             namespace=namespace,
@@ -1002,7 +1001,7 @@ class K3sControlPlane(Cluster):
             )
         )
         request = client.AuthenticationV1TokenRequest(
-            spec=client.V1TokenRequestSpec(expiration_seconds=86400)
+            spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=86400)
         )
         return str(core.create_namespaced_service_account_token(name, "kube-system", request).status.token)
 
