@@ -69,6 +69,7 @@ def get_provider_info() -> dict[str, Any]:
         "label selector, access reviews, live pod watchers and pre-launch namespace validation.",
         "versions": [__version__],
         "executors": [EXECUTOR],
+        "cli": ["airflow_provider_nsdiscovery.cli.definition.get_namespace_discovery_cli_commands"],
         "config": {
             SECTION: {
                 "description": "Runtime namespace discovery for ``DynamicNamespaceKubernetesExecutor``.",

@@ -89,6 +89,9 @@ class NamespaceDiscovery:
         self._desired: frozenset[str] = frozenset()
         # Watch event -> permitted, per namespace: the latency operators care about.
         self._event_at: dict[str, float] = {}
+        # Namespaces where a restarted scheduler adopted running pods: drained even though this
+        # discovery never saw them in use, so the adopted tasks keep their watcher.
+        self._adopted: set[str] = set()
         self.discovery_latencies: deque[float] = deque(maxlen=1000)
         self.table.put(decide(settings.home_namespace, settings, None, None))
 
@@ -156,14 +159,21 @@ class NamespaceDiscovery:
         self._reviewer.invalidate(name)
         return self._look_again(name)
 
+    def adopt(self, name: str) -> NamespaceStatus:
+        """Treat ``name`` as in use: pods of ours were adopted there after a restart."""
+        with self._lock:
+            self._adopted.add(name)
+        return self._look_again(name)
+
     def _look_again(self, name: str) -> NamespaceStatus:
         observation = read_namespace(self._core, name)
         self._count_request("get namespace")
         with self._lock:
-            if observation is None and name not in self.settings.candidate_namespaces:
-                self._observed.pop(name, None)
-            else:
-                self._observed[name] = observation or Observation(exists=None)
+            if observation is not None:
+                self._observed[name] = observation
+            elif name in self.settings.candidate_namespaces:
+                self._observed.setdefault(name, Observation(exists=None))
+            # else: we may not read it now; what the namespace watch last said still stands.
         if self._needs_review(name) and self._reviewer.cached(name) is None:
             self._review(name)
         return self._refresh(name)
@@ -278,6 +288,8 @@ class NamespaceDiscovery:
             observation = self._observed.get(name)
             previous = self.table.get(name)
             access = self._access.get(name)
+            if name in self._adopted and (previous is None or not previous.watched):
+                previous = NamespaceStatus(name, State.PERMITTED, "pods of ours were adopted here")
         base = decide(name, self.settings, observation, access)
         active = 0
         if previous is not None and previous.watched and base.state not in (State.PERMITTED, State.PENDING):
@@ -285,6 +297,8 @@ class NamespaceDiscovery:
         status = decide(name, self.settings, observation, access, previous=previous, active_pods=active)
         with self._lock:
             previous = self.table.put(status)
+            if status.state is not State.DRAINING:
+                self._adopted.discard(name)
             event_at = self._event_at.pop(name, None) if status.state is not State.PENDING else None
         if event_at is not None and status.state is State.PERMITTED and not (previous and previous.watched):
             self.discovery_latencies.append(time.monotonic() - event_at)

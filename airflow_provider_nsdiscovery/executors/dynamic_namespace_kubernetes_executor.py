@@ -24,7 +24,7 @@ from kubernetes.client.rest import ApiException
 
 from airflow_provider_nsdiscovery.config import SECTION, SettingsError
 from airflow_provider_nsdiscovery.discovery.engine import NamespaceDiscovery
-from airflow_provider_nsdiscovery.discovery.state import State
+from airflow_provider_nsdiscovery.discovery.state import State, is_valid_namespace_name
 from airflow_provider_nsdiscovery.executors.metrics import DiscoveryMetrics
 from airflow_provider_nsdiscovery.executors.scheduler import (
     DynamicNamespaceKubernetesScheduler,
@@ -33,6 +33,10 @@ from airflow_provider_nsdiscovery.executors.scheduler import (
 from airflow_provider_nsdiscovery.executors.settings import settings_from_conf
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.cli.cli_config import GroupCommand
+    from airflow.models.taskinstance import TaskInstance
     from airflow.providers.cncf.kubernetes.executors.kubernetes_executor_types import KubernetesJob
 
 _SCHEDULER_SWAP = threading.Lock()
@@ -75,6 +79,7 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
             raise AirflowConfigException(str(err)) from None
         self.discovery: NamespaceDiscovery | None = None
         self._metrics = DiscoveryMetrics()
+        self._adoption_namespaces: set[str] = set()
 
     def start(self) -> None:
         try:
@@ -108,8 +113,58 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
 
     def sync(self) -> None:
         super().sync()
-        if self.discovery is not None and self.kube_scheduler is not None:
-            self._metrics.emit(self.discovery, len(self.kube_scheduler.kube_watchers))
+        if self.discovery is None or not isinstance(self.kube_scheduler, DynamicNamespaceKubernetesScheduler):
+            return
+        self._fail_unwatchable_tasks(self.kube_scheduler.task_namespaces, self.discovery)
+        self._metrics.emit(self.discovery, len(self.kube_scheduler.kube_watchers))
+
+    def _fail_unwatchable_tasks(self, task_namespaces: dict[Any, str], discovery: NamespaceDiscovery) -> None:
+        """Fail running tasks whose namespace is no longer watched, instead of holding their slots.
+
+        A namespace is only unwatched once it has no running pods of ours (after draining), or when
+        it cannot be watched at all (access revoked, namespace gone). Either way a task still
+        counted as running there would never get a final state; its last watcher events were
+        processed by ``super().sync()`` just before this runs.
+        """
+        watched = discovery.watched()
+        for key, namespace in list(task_namespaces.items()):
+            if key not in self.running:
+                del task_namespaces[key]  # finished, failed or revoked: nothing left to follow
+            elif namespace not in watched:
+                status = discovery.status(namespace)
+                reason = status.message if status else f"namespace '{namespace}' is no longer used"
+                message = f"{reason}; the task's pod there can no longer be watched, so the task is failed"
+                self.log.error("Task %s: %s", key, message)
+                self.fail(key, message)
+                del task_namespaces[key]
+
+    def try_adopt_task_instances(self, tis: Sequence[TaskInstance]) -> Sequence[TaskInstance]:
+        """Also look where the orphaned tasks asked to run, not only in namespaces used now.
+
+        A namespace may have lost its label while the scheduler was down; its pods still run and
+        must be adopted (then drained), not reset and launched a second time elsewhere.
+        """
+        self._adoption_namespaces = {
+            namespace
+            for namespace in (self._get_pod_namespace(ti) for ti in tis)
+            if namespace and is_valid_namespace_name(namespace)
+        }
+        try:
+            return list(super().try_adopt_task_instances(tis))
+        finally:
+            self._adoption_namespaces = set()
+
+    def adopt_launched_task(self, kube_client: Any, pod: Any, tis_to_flush_by_key: dict[Any, Any]) -> None:
+        """Remember where adopted pods run, and keep watching there while they do."""
+        before = set(self.running)
+        super().adopt_launched_task(kube_client, pod, tis_to_flush_by_key)
+        namespace = pod.metadata.namespace
+        if set(self.running) - before and self.discovery is not None:
+            if namespace not in self.discovery.watched():
+                self.discovery.adopt(namespace)
+            if isinstance(self.kube_scheduler, DynamicNamespaceKubernetesScheduler):
+                for key in set(self.running) - before:
+                    self.kube_scheduler.task_namespaces[key] = namespace
 
     def _namespaces_changed(self, desired: frozenset[str]) -> None:
         if isinstance(self.kube_scheduler, DynamicNamespaceKubernetesScheduler):
@@ -123,7 +178,7 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
         """
         if self.discovery is None:
             return list(super()._list_pods(query_kwargs))  # type: ignore[no-untyped-call]
-        namespaces = sorted(self.discovery.watched())
+        namespaces = sorted(self.discovery.watched() | self._adoption_namespaces)
         try:
             return self._list_pods_in(namespaces, query_kwargs)
         except ApiException as err:
@@ -164,7 +219,7 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
 
     def _launch_namespace(self, task: KubernetesJob) -> str | None:
         if isinstance(self.kube_scheduler, DynamicNamespaceKubernetesScheduler):
-            return self.kube_scheduler.launch_namespace(task.key)
+            return self.kube_scheduler.task_namespaces.get(task.key)
         return None
 
     def _refuse(self, task: KubernetesJob, message: str, state: State) -> None:
@@ -173,6 +228,16 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
             self.discovery.counters[f"refused: {state.value}"] += 1
         self.fail(task.key, message)
         self.task_publish_retries.pop(task.key, None)
+
+    @staticmethod
+    def get_cli_commands() -> list[GroupCommand]:
+        """Airflow asks the executor class for commands when it cannot use the provider's ``cli``
+        entry; the upstream ``kubernetes`` group must stay available to users of this executor."""
+        from airflow_provider_nsdiscovery.cli.definition import (  # noqa: PLC0415 (keeps the CLI lazy)
+            get_namespace_discovery_cli_commands,
+        )
+
+        return [*KubernetesExecutor.get_cli_commands(), *get_namespace_discovery_cli_commands()]
 
     def end(self) -> None:
         try:

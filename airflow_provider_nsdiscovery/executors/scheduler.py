@@ -11,7 +11,6 @@ from airflow.providers.cncf.kubernetes.executors.kubernetes_executor_utils impor
     KubernetesJobWatcher,
     ResourceVersion,
 )
-from cachetools import LRUCache
 from kubernetes import client
 
 from airflow_provider_nsdiscovery.discovery.state import NamespaceStatus
@@ -58,8 +57,9 @@ class DynamicNamespaceKubernetesScheduler(AirflowKubernetesScheduler):
     def __init__(self, *args: Any, discovery: NamespaceDiscovery, **kwargs: Any) -> None:
         self.discovery = discovery
         self._watchers: WatcherSet[ThreadedPodWatcher] = WatcherSet(self._make_kube_watcher)
-        # Where each task's latest pod was headed, so a 403 on create can be pinned on a namespace.
-        self._launch_namespaces: LRUCache[Any, str] = LRUCache(maxsize=10_000)
+        # Where each task's pod is, so a 403 on create can be pinned on a namespace and tasks can be
+        # failed when their namespace can no longer be watched. The executor prunes finished keys.
+        self.task_namespaces: dict[Any, str] = {}
         super().__init__(*args, **kwargs)
         configuration = copy.deepcopy(self.kube_client.api_client.configuration)
         configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize, WATCH_POOL_SIZE)
@@ -93,12 +93,9 @@ class DynamicNamespaceKubernetesScheduler(AirflowKubernetesScheduler):
 
     def _build_pod_request(self, next_job: KubernetesJob) -> k8s.V1Pod:
         pod = super()._build_pod_request(next_job)
-        self._launch_namespaces[next_job.key] = pod.metadata.namespace
+        self.task_namespaces[next_job.key] = pod.metadata.namespace
         try:
             check_pod_namespace(pod, self.discovery.check, team=self.team_name)
         except NamespaceRefusal as refusal:
             raise NamespaceRefusedError(refusal.status) from None
         return pod
-
-    def launch_namespace(self, key: Any) -> str | None:
-        return self._launch_namespaces.get(key)

@@ -268,9 +268,9 @@ class Cluster(abc.ABC):
         configuration.host = self.host
         configuration.ssl_ca_cert = str(self.ca_file)
         configuration.verify_ssl = True
-        # "authorization" is the key every client release honours (36 renamed it, keeping this one).
-        configuration.api_key = {"authorization": token}
-        configuration.api_key_prefix = {"authorization": "Bearer"}
+        # Client 36 reads "BearerToken" (its prefix too); earlier releases read "authorization".
+        configuration.api_key = {"BearerToken": token, "authorization": token}
+        configuration.api_key_prefix = {"BearerToken": "Bearer", "authorization": "Bearer"}
         return configuration
 
     def admin_api_client(self) -> client.ApiClient:

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 from airflow.utils.state import TaskInstanceState
 from kubernetes import client
+from kubernetes.client import models as k8s
 
 from airflow_provider_nsdiscovery.discovery.state import State
 from tests.harness.controlplane import POD_RULES, Cluster, Identity
@@ -285,7 +286,13 @@ def test_a_restarted_scheduler_adopts_pods_in_discovered_namespaces(
     first.end()
 
     second = make_executor()
-    orphan = SimpleNamespace(key=key, queued_by_job_id=first.job_id, dag_id=key.dag_id, task_id=key.task_id)
+    orphan = SimpleNamespace(
+        key=key,
+        queued_by_job_id=first.job_id,
+        dag_id=key.dag_id,
+        task_id=key.task_id,
+        executor_config={"pod_override": k8s.V1Pod(metadata=k8s.V1ObjectMeta(namespace=team))},
+    )
     not_adopted = second.try_adopt_task_instances([orphan])
 
     assert not_adopted == []
