@@ -16,9 +16,8 @@ from __future__ import annotations
 import os
 import socket
 
-from kubernetes.client import models as k8s
-
 from airflow.sdk import dag, task
+from kubernetes.client import models as k8s
 
 
 def in_namespace(namespace: str) -> dict[str, k8s.V1Pod]:

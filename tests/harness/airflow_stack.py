@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -37,6 +38,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 EXECUTOR = "airflow_provider_nsdiscovery.executors.DynamicNamespaceKubernetesExecutor"
 COMPONENTS = ("api-server", "scheduler", "dag-processor")
 ADMIN_USER = "admin"
+SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 TERMINAL_STATES = frozenset({"success", "failed", "upstream_failed", "skipped", "removed"})
 
 POD_TEMPLATE = f"""\
@@ -102,6 +104,12 @@ class TaskInstance:
     task_id: str
     state: str | None
     try_number: int
+    queued_when: datetime | None = None
+    end_date: datetime | None = None
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
 @dataclass
@@ -139,7 +147,7 @@ class AirflowStack:
                 "dags_folder": str(self.dags_folder),
                 "load_examples": "False",
                 "execution_api_server_url": f"{self.base_url}/execution/",
-                "auth_manager": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+                "auth_manager": SIMPLE_AUTH_MANAGER,
                 "simple_auth_manager_users": f"{ADMIN_USER}:admin",
                 "simple_auth_manager_passwords_file": str(self.home / "passwords.json"),
                 "fernet_key": "",
@@ -155,7 +163,7 @@ class AirflowStack:
                 "secret_key": secrets.token_urlsafe(32),
             },
             # Scheduler (which signs task tokens) and api-server (which checks them) must agree.
-            "api_auth": {"jwt_secret": secrets.token_urlsafe(32)},
+            "api_auth": {"jwt_secret": secrets.token_urlsafe(64)},
             "scheduler": {
                 "scheduler_heartbeat_sec": "1",
                 "job_heartbeat_sec": "2",
@@ -213,7 +221,7 @@ class AirflowStack:
 
     # processes ---------------------------------------------------------------------------------
 
-    def migrate(self) -> None:
+    def migrate(self, timeout: float = 300.0) -> None:
         log = self.log_dir / "db-migrate.log"
         with log.open("ab") as output:
             result = subprocess.run(
@@ -222,10 +230,23 @@ class AirflowStack:
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT,
+                timeout=timeout,
                 check=False,
             )
         if result.returncode != 0:
             raise RuntimeError(f"airflow db migrate failed ({result.returncode}):\n{tail(log)}")
+
+    def cli(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+        """Run ``airflow <args>`` against this home; output captured, exit code not checked."""
+        return subprocess.run(
+            [self.python, "-m", "airflow", *args],
+            env=self.env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
     def start(self, components: tuple[str, ...] = COMPONENTS) -> None:
         """Start the components (from the main thread: they die with the thread that forked them)."""
@@ -244,6 +265,9 @@ class AirflowStack:
                 start_new_session=True,  # own group: stopping it stops its workers too; Ctrl-C goes to us
                 preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl(2)
             )
+
+    def pid(self, name: str) -> int:
+        return self._processes[name].pid
 
     def log_path(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
@@ -359,9 +383,27 @@ class AirflowStack:
     def task_instances(self, dag_id: str, run_id: str) -> dict[str, TaskInstance]:
         answer = self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
         return {
-            ti["task_id"]: TaskInstance(ti["task_id"], ti["state"], int(ti["try_number"]))
+            ti["task_id"]: TaskInstance(
+                ti["task_id"],
+                ti["state"],
+                int(ti["try_number"]),
+                _when(ti.get("queued_when")),
+                _when(ti.get("end_date")),
+            )
             for ti in answer["task_instances"]
         }
+
+    def dag_run_state(self, dag_id: str, run_id: str) -> str:
+        return str(self._call("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"])
+
+    def wait_for_dag_run(self, dag_id: str, run_id: str, timeout: float = 120.0) -> str:
+        """Wait until the scheduler has finished the run (success or failed) and return its state."""
+
+        def finished() -> str | None:
+            state = self.dag_run_state(dag_id, run_id)
+            return state if state in ("success", "failed") else None
+
+        return wait_for(finished, f"run {run_id} to finish", timeout=timeout, check=self.check_alive)
 
     def wait_for_tasks(
         self,

@@ -70,7 +70,7 @@ class PodRun:
 def _fieldref_value(pod: client.V1Pod, path: str) -> str | None:
     """The downward-API fields a pod template may map into env."""
     meta = pod.metadata
-    simple = {
+    simple: dict[str, str | None] = {
         "metadata.name": meta.name,
         "metadata.namespace": meta.namespace,
         "metadata.uid": meta.uid,
@@ -83,7 +83,8 @@ def _fieldref_value(pod: client.V1Pod, path: str) -> str | None:
         return simple[path]
     for prefix, source in (("metadata.labels", meta.labels), ("metadata.annotations", meta.annotations)):
         if path.startswith(f"{prefix}['") and path.endswith("']"):
-            return (source or {}).get(path[len(prefix) + 2 : -2])
+            value = (source or {}).get(path[len(prefix) + 2 : -2])
+            return None if value is None else str(value)
     return None
 
 
@@ -296,17 +297,18 @@ class Kubelet:
         container = next((c for c in pod.spec.containers if c.name == CONTAINER_NAME), pod.spec.containers[0])
         run.argv = list(container.command or []) + list(container.args or [])
         run.log_path.parent.mkdir(parents=True, exist_ok=True)
-        workdir = self.log_dir / run.namespace / f"{run.name}.workdir"
+        workdir = self.log_dir / ".workdirs" / run.namespace / run.name
         workdir.mkdir(parents=True, exist_ok=True)
         with self._lock:
             if run.deleted or self._stopped.is_set():
+                run.finished_at = time.time()  # never started
                 return
             with run.log_path.open("ab") as output:
                 try:
                     run.process = subprocess.Popen(
                         run.argv,
                         env=self._environment(pod, container),
-                        cwd=container.working_dir or workdir,
+                        cwd=workdir,  # a container's workingDir names a path in its image, not here
                         stdin=subprocess.DEVNULL,
                         stdout=output,
                         stderr=subprocess.STDOUT,

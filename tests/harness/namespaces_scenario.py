@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import re
+import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -36,6 +37,9 @@ SCHEDULER_ACCOUNT = "scheduler"
 SELECTOR_LABEL = {"airflow-enabled": "true"}
 TASK_NAMESPACES = {"home": HOME_NAMESPACE, "team_a": "team-a", "team_b": "team-b", "team_c": "team-c"}
 """Task id -> the namespace its pod asks for (see the DAG's executor_config)."""
+
+DISCOVERY_LINE = re.compile(r"namespace discovery \(.*?\) found: [a-z0-9, -]*")
+"""What the executor logs at start: mode, selector and the namespaces it may use."""
 
 Progress = Callable[[str], None]
 
@@ -130,6 +134,14 @@ class NamespacesScenario:
         """Stops what was started, last first; safe to call twice and after a failed step."""
         self._exit.close()
 
+    def _on_exit(self, what: str, stop: Callable[[], None]) -> None:
+        def timed() -> None:
+            started = time.monotonic()
+            stop()
+            self.progress(f"stopped {what} ({time.monotonic() - started:.1f}s)")
+
+        self._exit.callback(timed)
+
     def start(self) -> None:
         """Everything up to a scheduler that is running and a DAG that is parsed."""
         self.start_cluster()
@@ -141,7 +153,7 @@ class NamespacesScenario:
     def start_cluster(self) -> None:
         self.progress("starting kube-apiserver + etcd")
         self.cluster.start()
-        self._exit.callback(self.cluster.stop)
+        self._on_exit("the control plane", self.cluster.stop)
         cluster = self.cluster
         self.progress(f"control plane up at {cluster.host}")
 
@@ -180,8 +192,8 @@ class NamespacesScenario:
         self.progress(f"AIRFLOW_HOME {stack.home}; migrating the metadata database")
         stack.migrate()
         self.progress("starting airflow api-server, scheduler, dag-processor")
+        self._on_exit("Airflow", stack.stop)  # first: stop() copes with a half-started stack
         stack.start()
-        self._exit.callback(stack.stop)
         stack.wait_until_serving()
         self.progress(f"api-server serving at {stack.base_url}")
         stack.wait_for_components()
@@ -196,8 +208,8 @@ class NamespacesScenario:
         log = self.stack.log_path("scheduler")
 
         def found() -> str | None:
-            match = re.search(r"namespace discovery \(.*?\) found: [^\n]*", log.read_text(errors="replace"))
-            return match.group(0) if match else None
+            match = DISCOVERY_LINE.search(log.read_text(errors="replace"))
+            return match.group(0).rstrip() if match else None
 
         return wait_for(
             found,
@@ -209,15 +221,18 @@ class NamespacesScenario:
     def start_kubelet(self) -> None:
         if self.stack is None:
             raise RuntimeError("start_airflow() first")
-        self.pod_events = PodEventLog(self.cluster).start()
+        # Registered for stopping before starting: both stop cleanly when half-started.
+        self.pod_events = PodEventLog(self.cluster)
         self._exit.callback(self.pod_events.stop)
+        self.pod_events.start()
         self.kubelet = Kubelet(
             self.cluster,
             base_env=self.stack.task_env(),
             log_dir=self.workdir / "pods",
             python=self.stack.python,
-        ).start()
-        self._exit.callback(self.kubelet.stop)
+        )
+        self._on_exit("the kubelet stand-in", self.kubelet.stop)
+        self.kubelet.start()
         self.progress(
             f"kubelet stand-in running task pods as local processes (logs in {self.kubelet.log_dir})"
         )
@@ -228,9 +243,13 @@ class NamespacesScenario:
         stack.unpause(DAG_ID)
         stack.trigger(DAG_ID, self.run_id)
         self.progress(f"triggered {DAG_ID} run {self.run_id}")
-        stack.wait_for_tasks(
+        tis = stack.wait_for_tasks(
             DAG_ID, self.run_id, list(TASK_NAMESPACES), timeout=timeout, on_change=self._report_state
         )
+        # Clearing a task while the scheduler is still closing the run would race with it.
+        state = stack.wait_for_dag_run(DAG_ID, self.run_id)
+        self.progress(f"run {self.run_id}: {state}")
+        self._wait_for_pods(tis.values())
         return self.outcomes()
 
     def label_team_c_and_rerun(self, timeout: float = 300.0) -> Outcome:
@@ -241,7 +260,7 @@ class NamespacesScenario:
         self.progress("labelled team-c airflow-enabled=true (scheduler not restarted); clearing team_c")
         before = stack.task_instances(DAG_ID, self.run_id)["team_c"].try_number
         stack.clear(DAG_ID, self.run_id, ["team_c"])
-        stack.wait_for_tasks(
+        tis = stack.wait_for_tasks(
             DAG_ID,
             self.run_id,
             ["team_c"],
@@ -249,6 +268,7 @@ class NamespacesScenario:
             timeout=timeout,
             on_change=self._report_state,
         )
+        self._wait_for_pods([tis["team_c"]])
         return self.outcomes()["team_c"]
 
     # results -----------------------------------------------------------------------------------
@@ -269,6 +289,11 @@ class NamespacesScenario:
             reason = refusal or (f"pod {pod.namespace}/{pod.name} exited {pod.exit_code}" if pod else "")
         return Outcome(ti.task_id, namespace, ti.state, ti.try_number, reason, pod)
 
+    def _wait_for_pods(self, tis: Iterable[TaskInstance], timeout: float = 120.0) -> None:
+        """A task is marked done by its own process, which then takes a few seconds to exit."""
+        pods = [pod for ti in tis if (pod := self.pod_of(ti.task_id, ti.try_number)) is not None]
+        wait_for(lambda: all(pod.done for pod in pods), "task pods' processes to exit", timeout=timeout)
+
     def pod_of(self, task_id: str, try_number: int) -> PodRun | None:
         """The pod the kubelet stand-in ran for a task's try (annotations set by the executor)."""
         if self.kubelet is None:
@@ -279,6 +304,18 @@ class NamespacesScenario:
             ):
                 return run
         return None
+
+    def namespaces_report(self) -> str | None:
+        """``airflow kubernetes-namespaces list`` with the scheduler's configuration, if available.
+
+        The command is registered through the provider's entry point, so it exists only where the
+        package is installed (``make demo`` installs it); None otherwise or if it fails.
+        """
+        try:
+            result = self._require_stack().cli("kubernetes-namespaces", "list")
+        except subprocess.TimeoutExpired:
+            return None
+        return result.stdout.rstrip() if result.returncode == 0 and result.stdout.strip() else None
 
     def log_locations(self) -> dict[str, Path]:
         stack = self._require_stack()
@@ -291,6 +328,8 @@ class NamespacesScenario:
         return locations
 
     def _report_state(self, ti: TaskInstance) -> None:
+        if ti.state is None:  # created, or just cleared: nothing has happened yet
+            return
         self.progress(
             f"  {ti.task_id:<7} ({TASK_NAMESPACES[ti.task_id]}) try {ti.try_number}: {ti.state or 'none'}"
         )
