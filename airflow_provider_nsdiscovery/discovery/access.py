@@ -129,16 +129,24 @@ class AccessReviewer:
 
     def _allowed(self, namespace: str, permission: Permission) -> bool:
         self._on_request("selfsubjectaccessreviews")
-        review = self._api.create_self_subject_access_review(
-            client.V1SelfSubjectAccessReview(
-                spec=client.V1SelfSubjectAccessReviewSpec(
-                    resource_attributes=client.V1ResourceAttributes(
-                        namespace=namespace,
-                        verb=permission.verb,
-                        resource=permission.resource,
-                        subresource=permission.subresource or None,
-                    )
+        return access_allowed(self._api, permission, namespace)
+
+
+def access_allowed(api: client.AuthorizationV1Api, permission: Permission, namespace: str | None) -> bool:
+    """One SelfSubjectAccessReview: may our identity do ``permission`` in ``namespace``?
+
+    ``namespace`` None asks about the whole cluster (e.g. listing pods in every namespace).
+    """
+    review = api.create_self_subject_access_review(
+        client.V1SelfSubjectAccessReview(
+            spec=client.V1SelfSubjectAccessReviewSpec(
+                resource_attributes=client.V1ResourceAttributes(
+                    namespace=namespace,
+                    verb=permission.verb,
+                    resource=permission.resource,
+                    subresource=permission.subresource or None,
                 )
             )
         )
-        return bool(review.status.allowed)
+    )
+    return bool(review.status.allowed)

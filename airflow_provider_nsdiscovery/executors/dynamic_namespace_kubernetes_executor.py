@@ -20,9 +20,11 @@ from airflow.providers.cncf.kubernetes.executors import kubernetes_executor_util
 from airflow.providers.cncf.kubernetes.executors.kubernetes_executor import KubernetesExecutor
 from airflow.providers.cncf.kubernetes.executors.kubernetes_executor_types import POD_EXECUTOR_DONE_KEY
 from airflow.providers.cncf.kubernetes.kube_client import _get_executor_kube_client
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from airflow_provider_nsdiscovery.config import SECTION, SettingsError
+from airflow_provider_nsdiscovery.discovery.access import Permission, access_allowed
 from airflow_provider_nsdiscovery.discovery.engine import NamespaceDiscovery
 from airflow_provider_nsdiscovery.discovery.state import State, is_valid_namespace_name
 from airflow_provider_nsdiscovery.executors.metrics import DiscoveryMetrics
@@ -80,6 +82,7 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
         self.discovery: NamespaceDiscovery | None = None
         self._metrics = DiscoveryMetrics()
         self._adoption_namespaces: set[str] = set()
+        self.cluster_wide = False
 
     def start(self) -> None:
         try:
@@ -106,8 +109,17 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
             self.discovery_settings.label_selector,
             ", ".join(sorted(self.discovery.watched())),
         )
+        self.cluster_wide = _may_watch_pods_everywhere(api_client)
+        if self.cluster_wide:
+            self.log.info(
+                "%s may list and watch pods in every namespace: one cluster-wide pod watch serves "
+                "all discovered namespaces",
+                self.discovery.identity,
+            )
         with _scheduler_class(
-            functools.partial(DynamicNamespaceKubernetesScheduler, discovery=self.discovery)
+            functools.partial(
+                DynamicNamespaceKubernetesScheduler, discovery=self.discovery, cluster_wide=self.cluster_wide
+            )
         ):
             super().start()
 
@@ -115,7 +127,8 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
         super().sync()
         if self.discovery is None or not isinstance(self.kube_scheduler, DynamicNamespaceKubernetesScheduler):
             return
-        self._fail_unwatchable_tasks(self.kube_scheduler.task_namespaces, self.discovery)
+        if not self.cluster_wide:  # a cluster-wide watch sees every pod, wherever it runs
+            self._fail_unwatchable_tasks(self.kube_scheduler.task_namespaces, self.discovery)
         self._metrics.emit(self.discovery, len(self.kube_scheduler.kube_watchers))
 
     def _fail_unwatchable_tasks(self, task_namespaces: dict[Any, str], discovery: NamespaceDiscovery) -> None:
@@ -178,6 +191,8 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
         """
         if self.discovery is None:
             return list(super()._list_pods(query_kwargs))  # type: ignore[no-untyped-call]
+        if self.cluster_wide:
+            return self._list_pods_in([], query_kwargs)  # an empty list: upstream lists everywhere
         namespaces = sorted(self.discovery.watched() | self._adoption_namespaces)
         try:
             return self._list_pods_in(namespaces, query_kwargs)
@@ -245,6 +260,14 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
                 self.discovery.stop()
         finally:
             super().end()
+
+
+def _may_watch_pods_everywhere(api_client: Any) -> bool:
+    api = client.AuthorizationV1Api(api_client)
+    try:
+        return all(access_allowed(api, Permission(verb, "pods"), None) for verb in ("list", "watch"))
+    except ApiException:
+        return False
 
 
 def _api_message(err: ApiException) -> str:

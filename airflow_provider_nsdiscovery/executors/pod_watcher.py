@@ -34,13 +34,16 @@ class _InterruptibleCoreV1:
 
     def __init__(self, api: client.CoreV1Api, stream: Interruptible) -> None:
         self._api = api
-        original = api.list_namespaced_pod
+        self.list_namespaced_pod = self._tracked(api.list_namespaced_pod, stream)
+        self.list_pod_for_all_namespaces = self._tracked(api.list_pod_for_all_namespaces, stream)
 
-        @functools.wraps(original)
-        def list_namespaced_pod(*args: Any, **kwargs: Any) -> Any:
-            return stream.track(original(*args, **kwargs))
+    @staticmethod
+    def _tracked(method: Callable[..., Any], stream: Interruptible) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def tracked(*args: Any, **kwargs: Any) -> Any:
+            return stream.track(method(*args, **kwargs))
 
-        self.list_namespaced_pod = list_namespaced_pod
+        return tracked
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._api, name)

@@ -7,6 +7,7 @@ import random
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.cncf.kubernetes.exceptions import PodReconciliationError
+from airflow.providers.cncf.kubernetes.executors.kubernetes_executor_types import ALL_NAMESPACES
 from airflow.providers.cncf.kubernetes.executors.kubernetes_executor_utils import (
     AirflowKubernetesScheduler,
     KubernetesJobWatcher,
@@ -55,8 +56,13 @@ class DynamicNamespaceKubernetesScheduler(AirflowKubernetesScheduler):
     owned by a :class:`WatcherSet`, and the watchers in it are threads, not processes.
     """
 
-    def __init__(self, *args: Any, discovery: NamespaceDiscovery, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, discovery: NamespaceDiscovery, cluster_wide: bool = False, **kwargs: Any
+    ) -> None:
         self.discovery = discovery
+        # When the identity may list and watch pods everywhere, one cluster-wide watch replaces
+        # one watch per namespace; which namespaces may receive pods is still up to discovery.
+        self.cluster_wide = cluster_wide
         self._watchers: WatcherSet[ThreadedPodWatcher] = WatcherSet(self._make_kube_watcher)
         # Where each task's pod is, so a 403 on create can be pinned on a namespace and tasks can be
         # failed when their namespace can no longer be watched. The executor prunes finished keys.
@@ -68,8 +74,9 @@ class DynamicNamespaceKubernetesScheduler(AirflowKubernetesScheduler):
         self.reconcile_watchers(discovery.watched())
 
     def reconcile_watchers(self, desired: frozenset[str] | None = None) -> None:
-        if hasattr(self, "_watch_api"):  # discovery may call back while upstream __init__ still runs
-            self._watchers.reconcile(desired)
+        if not hasattr(self, "_watch_api"):  # discovery may call back while upstream __init__ runs
+            return
+        self._watchers.reconcile({ALL_NAMESPACES} if self.cluster_wide else desired)
 
     def _make_kube_watchers(self) -> dict[str, ThreadedPodWatcher]:  # type: ignore[override]
         return self._watchers.running

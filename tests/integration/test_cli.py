@@ -18,7 +18,7 @@ import pytest
 import yaml
 from kubernetes import client, utils
 
-from airflow_provider_nsdiscovery.discovery.access import REQUIRED_PERMISSIONS, Permission
+from airflow_provider_nsdiscovery.discovery.access import REQUIRED_PERMISSIONS, Permission, access_allowed
 from tests.harness.controlplane import NAMESPACE_READ_RULES, POD_RULES, Cluster, Identity
 from tests.integration.waiting import wait_until
 
@@ -90,22 +90,8 @@ def run(scheduler: Identity, selector_label: str) -> Run:
     return run_cli
 
 
-def _allowed(identity: Identity, permission: Permission, namespace: str) -> bool:
-    review = client.V1SelfSubjectAccessReview(
-        spec=client.V1SelfSubjectAccessReviewSpec(
-            resource_attributes=client.V1ResourceAttributes(
-                namespace=namespace,
-                verb=permission.verb,
-                resource=permission.resource,
-                subresource=permission.subresource or None,
-            )
-        )
-    )
-    return bool(
-        client.AuthorizationV1Api(identity.api_client)
-        .create_self_subject_access_review(review)
-        .status.allowed
-    )
+def _allowed(identity: Identity, permission: Permission, namespace: str | None) -> bool:
+    return access_allowed(client.AuthorizationV1Api(identity.api_client), permission, namespace)
 
 
 def test_list_shows_the_state_table_as_table_and_json(

@@ -20,7 +20,7 @@ from kubernetes.client.exceptions import ApiException
 
 from airflow_provider_nsdiscovery.cli.format import role_rules
 from airflow_provider_nsdiscovery.config import DiscoverySettings
-from airflow_provider_nsdiscovery.discovery.access import REQUIRED_PERMISSIONS, Permission
+from airflow_provider_nsdiscovery.discovery.access import REQUIRED_PERMISSIONS, Permission, access_allowed
 from airflow_provider_nsdiscovery.discovery.engine import NamespaceDiscovery
 from airflow_provider_nsdiscovery.discovery.state import State
 from airflow_provider_nsdiscovery.get_provider_info import EXECUTOR, OPTIONS
@@ -49,21 +49,7 @@ def _kind(manifests: list[Manifest], kind: str) -> Manifest:
 
 
 def _allowed(identity: Identity, permission: Permission, namespace: str | None) -> bool:
-    review = client.V1SelfSubjectAccessReview(
-        spec=client.V1SelfSubjectAccessReviewSpec(
-            resource_attributes=client.V1ResourceAttributes(
-                namespace=namespace,
-                verb=permission.verb,
-                resource=permission.resource,
-                subresource=permission.subresource or None,
-            )
-        )
-    )
-    return bool(
-        client.AuthorizationV1Api(identity.api_client)
-        .create_self_subject_access_review(review)
-        .status.allowed
-    )
+    return access_allowed(client.AuthorizationV1Api(identity.api_client), permission, namespace)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from kubernetes import client
 from kubernetes.client import models as k8s
 
 from airflow_provider_nsdiscovery.discovery.state import State
-from tests.harness.controlplane import POD_RULES, Cluster, Identity
+from tests.harness.controlplane import NAMESPACE_READ_RULES, POD_RULES, Cluster, Identity
 from tests.integration.executor_helpers import (
     Executor,
     launch,
@@ -305,3 +305,37 @@ def test_a_restarted_scheduler_adopts_pods_in_discovered_namespaces(
 def _without_create(rule: client.V1PolicyRule) -> client.V1PolicyRule:
     verbs = [verb for verb in rule.verbs if verb != "create"]
     return client.V1PolicyRule(api_groups=rule.api_groups, resources=rule.resources, verbs=verbs)
+
+
+def test_an_identity_that_may_watch_pods_everywhere_uses_one_cluster_wide_watch(
+    control_plane: Cluster,
+    ns_factory: Callable[..., str],
+    selector_label: str,
+    admin: client.CoreV1Api,
+    make_executor: Callable[..., Executor],
+) -> None:
+    home = ns_factory()
+    watch_everywhere = client.V1PolicyRule(api_groups=[""], resources=["pods"], verbs=["list", "watch"])
+    identity = control_plane.service_account_client(
+        home,
+        "scheduler",
+        cluster_rules=[*NAMESPACE_READ_RULES, watch_everywhere],
+        namespace_rules={home: POD_RULES},
+    )
+    team, unlabelled = ns_factory(labels={selector_label: "true"}), ns_factory()
+    for namespace in (team, unlabelled):
+        control_plane.grant(identity, namespace, POD_RULES)
+
+    executor = make_executor(identity)
+
+    assert executor.cluster_wide
+    assert watched(executor) == {"ALL_NAMESPACES"}
+    assert executor.discovery is not None
+    assert executor.discovery.watched() == {home, team}
+    key = launch(executor, team)
+    refused = launch(executor, unlabelled)  # watching everywhere does not widen where tasks may go
+    assert f"namespace '{unlabelled}' is not selected" in executor.event_buffer[refused][1]
+    pod = pod_of(admin, executor, key)
+    control_plane.set_pod_phase(team, pod.metadata.name, "Failed", exit_code=3)
+    sync_until(executor, lambda: key not in executor.running, "the cluster-wide watch to report the pod")
+    assert executor.event_buffer[key][0] == TaskInstanceState.FAILED
