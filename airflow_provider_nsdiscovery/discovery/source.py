@@ -81,6 +81,7 @@ class NamespaceWatch:
         self._stream = Interruptible()
         self._backoff = Backoff()
         self.resource_version: str | None = None
+        self._listed_once = False
 
     def stop(self) -> None:
         self._stream.stop()
@@ -94,7 +95,9 @@ class NamespaceWatch:
                 self._watch()
                 self._backoff.reset()
             except client.ApiException as err:
-                if err.status == HTTPStatus.FORBIDDEN and self.resource_version is None:
+                # Only the first list decides the mode: a later 403 (an API server still warming
+                # its RBAC cache after a restart, a binding being re-created) is retried instead.
+                if err.status == HTTPStatus.FORBIDDEN and not self._listed_once:
                     raise ListForbiddenError(str(err.reason)) from err
                 if err.status == HTTPStatus.GONE:
                     log.info("namespace watch expired (410 Gone); re-listing")
@@ -119,6 +122,7 @@ class NamespaceWatch:
             {item["metadata"]["name"]: observation_from(item) for item in body.get("items") or []}
         )
         self.resource_version = body["metadata"]["resourceVersion"]
+        self._listed_once = True
 
     def _watch(self) -> None:
         self._on_request("watch namespaces")

@@ -11,6 +11,7 @@ import contextlib
 import functools
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -82,6 +83,7 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
         self.discovery: NamespaceDiscovery | None = None
         self._metrics = DiscoveryMetrics()
         self._adoption_namespaces: set[str] = set()
+        self._unwatched_since: dict[str, float] = {}
         self.cluster_wide = False
 
     def start(self) -> None:
@@ -132,19 +134,27 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
         self._metrics.emit(self.discovery, len(self.kube_scheduler.kube_watchers))
 
     def _fail_unwatchable_tasks(self, task_namespaces: dict[Any, str], discovery: NamespaceDiscovery) -> None:
-        """Fail running tasks whose namespace is no longer watched, instead of holding their slots.
+        """Fail running tasks whose namespace stayed unwatched, instead of holding their slots.
 
         A namespace is only unwatched once it has no running pods of ours (after draining), or when
         it cannot be watched at all (access revoked, namespace gone). Either way a task still
-        counted as running there would never get a final state; its last watcher events were
-        processed by ``super().sync()`` just before this runs.
+        counted as running there would never get a final state. A forbidden namespace gets one
+        re-check interval of grace, so a brief RBAC gap (a binding being re-created) does not cost
+        the task a retry: if access comes back, the restarted watcher replays the pod's state.
         """
         watched = discovery.watched()
+        now = time.monotonic()
+        grace = discovery.settings.access_recheck_interval
+        for namespace in set(self._unwatched_since) & watched:
+            del self._unwatched_since[namespace]
         for key, namespace in list(task_namespaces.items()):
             if key not in self.running:
                 del task_namespaces[key]  # finished, failed or revoked: nothing left to follow
             elif namespace not in watched:
                 status = discovery.status(namespace)
+                since = self._unwatched_since.setdefault(namespace, now)
+                if status is not None and status.state is State.FORBIDDEN and now - since < grace:
+                    continue  # access may come back; a deleted namespace will not
                 reason = status.message if status else f"namespace '{namespace}' is no longer used"
                 message = f"{reason}; the task's pod there can no longer be watched, so the task is failed"
                 self.log.error("Task %s: %s", key, message)

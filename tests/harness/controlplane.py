@@ -741,6 +741,11 @@ class ControlPlane(Cluster):
         self._apiserver: subprocess.Popen[bytes] | None = None
 
     @property
+    def etcd_url(self) -> str:
+        """etcd's client URL, for tests that act on storage directly (e.g. compaction)."""
+        return f"http://127.0.0.1:{self._etcd_port}"
+
+    @property
     def etcd_pid(self) -> int:
         if self._etcd is None:
             raise RuntimeError("etcd is not running")

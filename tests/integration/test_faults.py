@@ -1,0 +1,736 @@
+"""Fault injection against the real control plane: crashes, expired watches, lost access, deletion.
+
+Every test here breaks something the executor depends on while it runs and then checks a guarantee
+the scheduler relies on: watches come back, no pod outcome is lost, nothing spins, no task is
+tracked as running forever, no pod is created twice. Outcomes are asserted, never durations: waits
+are generous because a crashed API server takes seconds to come back and clients back off.
+
+Crashing kube-apiserver or etcd needs the process control plane (on K3s those tests skip). The
+session shares one control plane, so every test that crashes it requests ``outage``, which makes
+sure it answers again before anything else runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import urllib3
+from airflow.models.taskinstancekey import TaskInstanceKey
+from airflow.utils.state import TaskInstanceState
+from kubernetes import client
+from kubernetes.client import models as k8s
+from kubernetes.client.exceptions import ApiException
+
+from airflow_provider_nsdiscovery.discovery.state import State
+from tests.harness.controlplane import NAMESPACE_READ_RULES, POD_RULES, Cluster, ControlPlane, Identity
+from tests.integration.executor_helpers import TEMPLATE, Executor, launch, pod_of, watched
+from tests.integration.waiting import wait_until
+
+RECOVERY_TIMEOUT = 60.0
+"""After a crash: the component restarts (seconds), then watchers back off (up to 30 s) and reconnect."""
+SETTLE_TIMEOUT = 30.0
+"""For changes with nothing crashed: watch events and re-checks, three times the suite's usual wait."""
+
+DOWNTIME = 3.0
+DRAIN_POLLS_SECONDS = 3.0
+"""Long enough for many drain polls (make_executor sets drain_poll_interval to 0.2 s)."""
+REPO = Path(__file__).resolve().parents[2]
+
+
+# --------------------------------------------------------------------------------------------
+# Fixtures and helpers
+
+
+@pytest.fixture
+def outage(
+    control_plane: Cluster,
+    admin: client.CoreV1Api,
+    ns_factory: Callable[..., str],
+    make_executor: Callable[..., Executor],
+) -> Iterator[Cluster]:
+    """The session's control plane, for a test to crash; it answers again once the test is over.
+
+    Requesting ns_factory and make_executor first means this teardown runs before theirs, so the
+    executors stop and the namespaces are deleted against a healthy API server.
+    """
+    yield control_plane
+    if isinstance(control_plane, ControlPlane):  # a restart that failed half-way left a process dead
+        if control_plane._etcd is None or control_plane._etcd.poll() is not None:
+            control_plane._start_etcd()
+        if control_plane._apiserver is None or control_plane._apiserver.poll() is not None:
+            control_plane._start_apiserver()
+
+    def answers() -> bool:
+        with contextlib.suppress(ApiException, urllib3.exceptions.HTTPError):
+            admin.list_namespace(limit=1, _request_timeout=5)
+            return True
+        return False
+
+    wait_until(answers, "the control plane to answer again", timeout=RECOVERY_TIMEOUT)
+
+
+CRASHES: dict[str, Callable[[Cluster, float], None]] = {
+    "kube-apiserver": lambda cluster, downtime: cluster.restart_apiserver(downtime=downtime),
+    "etcd": lambda cluster, downtime: cluster.restart_etcd(downtime=downtime),
+}
+
+
+def _sync_until(
+    executor: Executor, condition: Callable[[], object], what: str, *, timeout: float = RECOVERY_TIMEOUT
+) -> None:
+    """Heartbeat the executor as the scheduler would until ``condition()`` holds."""
+
+    def step() -> object:
+        executor.sync()
+        return condition()
+
+    wait_until(step, what, timeout=timeout)
+
+
+def _heartbeats(executor: Executor, seconds: float) -> None:
+    """Let the executor run for a while, heartbeating as the scheduler does."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        executor.sync()
+        time.sleep(0.1)
+
+
+def _states(executor: Executor) -> dict[str, State]:
+    assert executor.discovery is not None
+    return {name: status.state for name, status in executor.discovery.table.snapshot().items()}
+
+
+def _api_requests(executor: Executor) -> int:
+    assert executor.discovery is not None
+    return sum(n for kind, n in executor.discovery.counters.items() if kind.startswith("api: "))
+
+
+def _count_pod_watch_requests(executor: Executor, monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Count the requests the pod watchers send, per namespace, from now on.
+
+    The watchers share one ApiClient (the scheduler's watch client), so wrapping its call_api sees
+    every list/watch they send, including the failed ones.
+    """
+    assert executor.kube_scheduler is not None
+    api_client = executor.kube_scheduler._watch_api.api_client
+    counts: Counter[str] = Counter()
+    lock = threading.Lock()
+    original = api_client.call_api
+
+    def call_api(resource_path: str, method: str, path_params: Any = None, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            counts[str((path_params or {}).get("namespace"))] += 1
+        return original(resource_path, method, path_params, *args, **kwargs)
+
+    monkeypatch.setattr(api_client, "call_api", call_api)
+    return counts
+
+
+def _etcd_url(cluster: Cluster) -> str:
+    if not isinstance(cluster, ControlPlane):
+        pytest.skip("compacting etcd needs the process control plane, not K3s")
+    return cluster.etcd_url
+
+
+def _etcd_call(cluster: Cluster, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """One call to etcd's v3 JSON gateway (the grpc-gateway every etcd serves on its client URL)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    request = urllib.request.Request(
+        f"{_etcd_url(cluster)}{path}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with opener.open(request, timeout=10) as response:
+        result: dict[str, Any] = json.loads(response.read())
+        return result
+
+
+def _compact_etcd(cluster: Cluster) -> int:
+    """Drop all of etcd's history up to now, as the API server's periodic compaction does."""
+    any_key = base64.b64encode(b"/registry/namespaces/").decode()
+    revision = int(
+        _etcd_call(cluster, "/v3/kv/range", {"key": any_key, "count_only": True})["header"]["revision"]
+    )
+    _etcd_call(cluster, "/v3/kv/compaction", {"revision": str(revision), "physical": True})
+    return revision
+
+
+def _namespace_read_bindings(rbac: client.RbacAuthorizationV1Api, scheduler: Identity) -> list[str]:
+    return [
+        binding.metadata.name
+        for binding in rbac.list_cluster_role_binding().items
+        if any(
+            s.kind == "ServiceAccount" and (s.namespace, s.name) == (scheduler.namespace, scheduler.name)
+            for s in binding.subjects or []
+        )
+    ]
+
+
+def _revoke_namespace_reads(cluster: Cluster, scheduler: Identity) -> None:
+    """Remove the scheduler's cluster-wide namespace rights; returns once they are refused."""
+    with cluster.admin_api_client() as api_client:
+        rbac = client.RbacAuthorizationV1Api(api_client)
+        for name in _namespace_read_bindings(rbac, scheduler):
+            rbac.delete_cluster_role_binding(name)
+    as_scheduler = client.CoreV1Api(scheduler.api_client)
+
+    def refused() -> bool:
+        try:
+            as_scheduler.list_namespace(limit=1)
+        except ApiException as err:
+            return err.status == 403
+        return False
+
+    wait_until(refused, "the scheduler to be refused listing namespaces")
+
+
+def _restore_namespace_reads(cluster: Cluster, scheduler: Identity) -> None:
+    """Bind the namespace rights again (as deploy/ does); returns once they are in force."""
+    cluster.service_account_client(scheduler.namespace, scheduler.name, cluster_rules=NAMESPACE_READ_RULES)
+
+
+def _orphan(key: TaskInstanceKey, job_id: int, namespace: str | None) -> SimpleNamespace:
+    """What the scheduler hands a new executor to adopt: a TaskInstance queued by a dead job."""
+    override = k8s.V1Pod(metadata=k8s.V1ObjectMeta(namespace=namespace)) if namespace else None
+    return SimpleNamespace(
+        key=key,
+        queued_by_job_id=job_id,
+        dag_id=key.dag_id,
+        task_id=key.task_id,
+        executor_config={"pod_override": override} if override else {},
+    )
+
+
+def _team(control_plane: Cluster, ns_factory: Callable[..., str], scheduler: Identity, label: str) -> str:
+    """A namespace labelled for discovery, with the pod rights the scheduler needs there."""
+    name = ns_factory(labels={label: "true"})
+    control_plane.grant(scheduler, name, POD_RULES)
+    return name
+
+
+def _running(
+    control_plane: Cluster, admin: client.CoreV1Api, executor: Executor, key: TaskInstanceKey
+) -> str:
+    """Move the task's pod to Running, as its kubelet would; returns the pod's name."""
+    pod = pod_of(admin, executor, key)
+    control_plane.set_pod_phase(pod.metadata.namespace, pod.metadata.name, "Running")
+    return str(pod.metadata.name)
+
+
+# --------------------------------------------------------------------------------------------
+# 1, 2: kube-apiserver or etcd crashes mid-run
+
+
+@pytest.mark.parametrize("crash", list(CRASHES))
+def test_after_a_control_plane_crash_watches_resume_and_no_pod_outcome_is_lost(
+    crash: str,
+    outage: Cluster,
+    ns_factory: Callable[..., str],
+    scheduler: Identity,
+    selector_label: str,
+    admin: client.CoreV1Api,
+    make_executor: Callable[..., Executor],
+) -> None:
+    team = _team(outage, ns_factory, scheduler, selector_label)
+    late = ns_factory()
+    outage.grant(scheduler, late, POD_RULES)
+    executor = make_executor()
+    fails, succeeds, at_home = launch(executor, team), launch(executor, team), launch(executor)
+    survives = launch(executor, team)  # its pod runs on through the crash
+    pods = {key: _running(outage, admin, executor, key) for key in (fails, succeeds, at_home, survives)}
+    executor.sync()
+    before = _states(executor)
+    assert before[team] is State.PERMITTED
+
+    CRASHES[crash](outage, DOWNTIME)
+    # Written the moment the API answers again, while the watchers are still backing off: the
+    # pods finish "during" the outage as far as the watchers can tell.
+    outage.set_pod_phase(team, pods[fails], "Failed", exit_code=1)
+    outage.set_pod_phase(team, pods[succeeds], "Succeeded")
+    outage.set_pod_phase(scheduler.namespace, pods[at_home], "Failed", exit_code=2)
+    outage.label_namespace(late, {selector_label: "true"})
+
+    _sync_until(
+        executor, lambda: not {fails, succeeds, at_home} & executor.running, "every finished pod reported"
+    )
+    # The pods' own outcomes, not failures made up because a namespace looked unwatchable.
+    for key in (fails, at_home):
+        state, reason = executor.event_buffer[key]
+        assert state == TaskInstanceState.FAILED
+        assert "can no longer be watched" not in str(reason)
+    assert executor.event_buffer[succeeds] == (None, None)  # state read from the metadata DB: no row
+    _sync_until(executor, lambda: late in watched(executor), f"{late}, labelled after the crash, watched")
+    assert _states(executor) == {**before, late: State.PERMITTED}
+    assert executor.discovery is not None
+    assert executor.discovery.mode == "label-selector"
+    assert all(w.is_alive() for w in executor.kube_scheduler.kube_watchers.values())
+    after_crash = launch(executor, late)
+    assert pod_of(admin, executor, after_crash).metadata.namespace == late
+    assert survives in executor.running  # a crash fails no task whose pod still runs
+    assert executor.event_buffer[survives][0] == TaskInstanceState.QUEUED  # as launched: no final state
+
+
+# --------------------------------------------------------------------------------------------
+# 3: the namespace watch expires (410 Gone)
+
+
+def test_an_expired_namespace_watch_relists_and_keeps_following_labels(
+    outage: Cluster,
+    ns_factory: Callable[..., str],
+    scheduler: Identity,
+    selector_label: str,
+    make_executor: Callable[..., Executor],
+) -> None:
+    team = _team(outage, ns_factory, scheduler, selector_label)
+    leaving = _team(outage, ns_factory, scheduler, selector_label)
+    joining = ns_factory()
+    outage.grant(scheduler, joining, POD_RULES)
+    executor = make_executor()
+    assert executor.discovery is not None
+    lists = executor.discovery.counters["api: list namespaces"]
+
+    # Advance etcd past the watch's resourceVersion (the write is outside the selector, so the
+    # watch never hears of it), forget all history, and restart the API server so its watch cache
+    # starts from now: the watch can only resume from a revision that no longer exists.
+    ns_factory()
+    _compact_etcd(outage)
+    outage.restart_apiserver()
+    outage.label_namespace(joining, {selector_label: "true"})
+    outage.label_namespace(leaving, {selector_label: None})
+
+    wait_until(
+        lambda: executor.discovery.counters["api: list namespaces"] > lists,
+        "discovery to list namespaces again after 410 Gone",
+        timeout=RECOVERY_TIMEOUT,
+    )
+    _sync_until(
+        executor,
+        lambda: watched(executor) == {scheduler.namespace, team, joining},
+        "watchers to follow the labels changed across the expiry",
+    )
+    states = _states(executor)
+    assert (states[team], states[joining], states[leaving]) == (
+        State.PERMITTED,
+        State.PERMITTED,
+        State.NOT_SELECTED,
+    )
+    assert executor.discovery.mode == "label-selector"
+
+
+# --------------------------------------------------------------------------------------------
+# 4: an unavailable API is retried with backoff, not in a busy loop
+
+
+@pytest.mark.parametrize("failure", ["connection-refused", "forbidden"])
+def test_an_unavailable_api_is_retried_with_backoff_not_in_a_busy_loop(
+    failure: str,
+    outage: Cluster,
+    ns_factory: Callable[..., str],
+    scheduler: Identity,
+    selector_label: str,
+    monkeypatch: pytest.MonkeyPatch,
+    make_executor: Callable[..., Executor],
+) -> None:
+    team = _team(outage, ns_factory, scheduler, selector_label)
+    late = ns_factory()
+    outage.grant(scheduler, late, POD_RULES)
+    # Reviews are not due during the test, so every discovery request below is a retry.
+    executor = make_executor(access_recheck_interval="3600")
+    pod_watch_requests = _count_pod_watch_requests(executor, monkeypatch)
+    discovery_before = _api_requests(executor)
+
+    if failure == "connection-refused":
+        outage.restart_apiserver(downtime=DOWNTIME)
+    else:
+        # The API server is up but refuses the namespace watch: the restart makes the watch
+        # reconnect, and every attempt is answered 403 until the ClusterRoleBinding is back.
+        _revoke_namespace_reads(outage, scheduler)
+        outage.restart_apiserver()
+        time.sleep(DOWNTIME)
+    discovery_requests = _api_requests(executor) - discovery_before
+    pod_requests = dict(pod_watch_requests)
+    if failure == "forbidden":
+        _restore_namespace_reads(outage, scheduler)
+
+    # Exponential backoff makes a handful of attempts in the seconds of an outage; a loop that
+    # retried at once would have made thousands against a refused port or an API answering errors.
+    assert discovery_requests <= 30, f"namespace discovery sent {discovery_requests} requests"
+    assert all(n <= 30 for n in pod_requests.values()), f"pod watchers sent {pod_requests}"
+    # And nothing died of it: the same discovery and watchers carry on.
+    outage.label_namespace(late, {selector_label: "true"})
+    _sync_until(executor, lambda: late in watched(executor), f"{late} watched after the outage")
+    assert executor.discovery is not None
+    assert executor.discovery.mode == "label-selector"
+    assert watched(executor) == {scheduler.namespace, team, late}
+    assert all(w.is_alive() for w in executor.kube_scheduler.kube_watchers.values())
+
+
+def test_a_namespace_is_used_again_after_a_moment_when_every_request_is_forbidden(
+    control_plane: Cluster,
+    ns_factory: Callable[..., str],
+    scheduler: Identity,
+    selector_label: str,
+    admin: client.CoreV1Api,
+    make_executor: Callable[..., Executor],
+) -> None:
+    """kube-apiserver answers 403 to everything a ServiceAccount asks while its RBAC cache warms
+    up after a restart, and a deploy tool that re-creates bindings opens the same window."""
+    team = _team(control_plane, ns_factory, scheduler, selector_label)
+    executor = make_executor(access_recheck_interval="1")
+    assert executor.discovery is not None
+
+    _revoke_namespace_reads(control_plane, scheduler)
+    control_plane.revoke(scheduler, team)
+    # Refused (listing pods for adoption, then creating the pod), so discovery looks at team again.
+    refused = launch(executor, team)
+    _restore_namespace_reads(control_plane, scheduler)
+    control_plane.grant(scheduler, team, POD_RULES)
+
+    state, reason = executor.event_buffer[refused]
+    assert state == TaskInstanceState.FAILED
+    assert f"namespace '{team}' is forbidden" in str(reason), reason  # not "not selected": it is labelled
+    _sync_until(
+        executor,
+        lambda: executor.discovery.status(team).state is State.PERMITTED and team in watched(executor),
+        f"{team} permitted and watched again within the re-check interval",
+        timeout=SETTLE_TIMEOUT,
+    )
+    key = launch(executor, team)
+    assert pod_of(admin, executor, key).metadata.namespace == team
+
+
+# --------------------------------------------------------------------------------------------
+# 5: access revoked while a task runs
+
+
+@pytest.mark.parametrize(
+    "revoked",
+    [
+        pytest.param("create", id="create-revoked-drains"),
+        pytest.param("everything", id="all-revoked"),
+    ],
+)
+def test_a_task_running_where_access_is_revoked_is_not_tracked_as_running_forever(
+    revoked: str,
+    control_plane: Cluster,
+    ns_factory: Callable[..., str],
+    scheduler: Identity,
+    selector_label: str,
+    admin: client.CoreV1Api,
+    make_executor: Callable[..., Executor],
+) -> None:
+    """The guarantee: once the scheduler stops being allowed to start pods in a namespace, a task
+    already running there still leaves ``executor.running`` with a final state (its pod's, when
+    the namespace drains; a failure that names the namespace, when it cannot be watched any more)
+    instead of holding an executor slot until the scheduler restarts."""
+    team = _team(control_plane, ns_factory, scheduler, selector_label)
+    executor = make_executor(access_recheck_interval="1")
+    assert executor.discovery is not None
+    key = launch(executor, team)
+    pod = _running(control_plane, admin, executor, key)
+
+    if revoked == "create":
+        control_plane.grant(scheduler, team, _without(POD_RULES, "create"))
+    else:
+        control_plane.revoke(scheduler, team)
+    _sync_until(
+        executor,
+        lambda: executor.discovery.status(team).state is not State.PERMITTED,
+        f"the re-check to notice that {team} lost access",
+        timeout=SETTLE_TIMEOUT,
+    )
+    if revoked == "create":  # it may still watch: it drains, and the task keeps its watcher
+        assert executor.discovery.status(team).state is State.DRAINING
+        assert team in watched(executor)
+    control_plane.set_pod_phase(team, pod, "Failed", exit_code=1)
+
+    _sync_until(
+        executor,
+        lambda: key not in executor.running,
+        "the task to stop being tracked as running",
+        timeout=SETTLE_TIMEOUT,
+    )
+    state, reason = executor.event_buffer[key]
+    assert state == TaskInstanceState.FAILED
+    if revoked == "everything":  # failed for the namespace, not for the pod nobody could watch
+        assert f"namespace '{team}' is forbidden" in str(reason)
+        assert "can no longer be watched" in str(reason)
+    _sync_until(
+        executor,
+        lambda: team not in watched(executor),
+        f"the watcher of {team} to stop",
+        timeout=SETTLE_TIMEOUT,
+    )
+    assert executor.discovery.status(team).state is State.FORBIDDEN
+
+
+def _without(rules: list[client.V1PolicyRule], verb: str) -> list[client.V1PolicyRule]:
+    """The same rules with one verb less."""
+    return [
+        client.V1PolicyRule(
+            api_groups=rule.api_groups, resources=rule.resources, verbs=[v for v in rule.verbs if v != verb]
+        )
+        for rule in rules
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# 6: namespace deleted while its pods run
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        pytest.param("pods-first", id="pods-deleted-first"),
+        # A namespace controller empties a namespace in no fixed order: the RoleBinding may go first.
+        pytest.param("rolebinding-first", id="rolebinding-deleted-first"),
+    ],
+)
+def test_pods_killed_by_namespace_deletion_fail_their_tasks_then_the_watcher_stops(
+    order: str,
+    control_plane: Cluster,
+    ns_factory: Callable[..., str],
+    scheduler: Identity,
+    selector_label: str,
+    admin: client.CoreV1Api,
+    make_executor: Callable[..., Executor],
+) -> None:
+    team = _team(control_plane, ns_factory, scheduler, selector_label)
+    executor = make_executor()
+    assert executor.discovery is not None
+    keys = [launch(executor, team), launch(executor, team)]
+    for key in keys:
+        _running(control_plane, admin, executor, key)
+
+    control_plane.delete_namespace(team)
+    _sync_until(
+        executor,
+        lambda: executor.discovery.status(team).state is State.DRAINING,
+        f"{team} draining while its pods run",
+        timeout=SETTLE_TIMEOUT,
+    )
+    assert team in watched(executor)
+    if order == "rolebinding-first":
+        control_plane.revoke(scheduler, team)
+        _heartbeats(executor, DRAIN_POLLS_SECONDS)  # a namespace controller takes its time too
+    control_plane.finish_namespace_deletion(team)  # deletes the pods, as the namespace controller does
+
+    # Upstream reports a Running pod that is DELETED with a deletionTimestamp as failed.
+    _sync_until(
+        executor,
+        lambda: not set(keys) & executor.running,
+        "the killed pods to be reported",
+        timeout=SETTLE_TIMEOUT,
+    )
+    assert [executor.event_buffer[key][0] for key in keys] == [TaskInstanceState.FAILED] * 2
+    if order == "rolebinding-first":  # the pods' deletion could not be seen: failed for the namespace
+        assert all(f"namespace '{team}'" in str(executor.event_buffer[key][1]) for key in keys)
+    _sync_until(
+        executor,
+        lambda: team not in watched(executor),
+        f"the watcher of deleted {team} to stop",
+        timeout=SETTLE_TIMEOUT,
+    )
+    assert executor.discovery.status(team).state is State.ABSENT
+
+
+# --------------------------------------------------------------------------------------------
+# 7: the scheduler is killed; the next one adopts its pods everywhere
+
+_FIRST_SCHEDULER = """
+import json, sys, time
+from tests.integration.executor_helpers import Executor, launch, watched
+
+executor = Executor()
+executor.job_id = int(sys.argv[1])
+executor.start()
+keys = [launch(executor, ns or None) for ns in json.loads(sys.argv[2])]
+print("REPORT started", flush=True)
+late = sys.stdin.readline().strip()  # labelled by the test once this scheduler runs
+while late not in watched(executor):
+    executor.sync()
+    time.sleep(0.05)
+keys.append(launch(executor, late))
+print("REPORT", json.dumps([list(key) for key in keys]), flush=True)
+time.sleep(3600)  # until SIGKILL
+"""
+
+
+def _executor_environment(scheduler: Identity, selector_label: str) -> dict[str, str]:
+    """What make_executor sets, for a scheduler in a process of its own."""
+    settings = {
+        "KUBERNETES_EXECUTOR__IN_CLUSTER": "False",
+        "KUBERNETES_EXECUTOR__CONFIG_FILE": str(scheduler.kubeconfig_path),
+        "KUBERNETES_EXECUTOR__NAMESPACE": scheduler.namespace,
+        "KUBERNETES_EXECUTOR__POD_TEMPLATE_FILE": str(TEMPLATE),
+        "KUBERNETES_EXECUTOR__WORKER_CONTAINER_REPOSITORY": "busybox",
+        "KUBERNETES_EXECUTOR__WORKER_CONTAINER_TAG": "1.36",
+        "KUBERNETES_EXECUTOR__POD_LAUNCH_FAILURE_RETRIES": "0",
+        "KUBERNETES_NAMESPACE_DISCOVERY__LABEL_SELECTOR": f"{selector_label}=true",
+    }
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p),
+        **{f"AIRFLOW__{key}": value for key, value in settings.items()},
+    }
+
+
+class SchedulerProcess:
+    """A scheduler in a process of its own, so that it can be SIGKILLed like a crashed one.
+
+    Its logs go to stdout too, so a thread keeps reading it (a full pipe would block it) and
+    hands on the lines it means for the test.
+    """
+
+    def __init__(self, env: dict[str, str], *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _FIRST_SCHEDULER, *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=REPO,
+        )
+        self._reports: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if line.startswith("REPORT "):
+                self._reports.put(line.removeprefix("REPORT ").strip())
+
+    def report(self, what: str) -> str:
+        try:
+            return self._reports.get(timeout=RECOVERY_TIMEOUT)
+        except queue.Empty:
+            code = self.process.poll()
+            raise AssertionError(f"the first scheduler did not report {what} (exit code {code})") from None
+
+    def tell(self, line: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(f"{line}\n")
+        self.process.stdin.flush()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+
+@pytest.fixture
+def scheduler_process() -> Iterator[Callable[..., SchedulerProcess]]:
+    started: list[SchedulerProcess] = []
+
+    def start(env: dict[str, str], *args: str) -> SchedulerProcess:
+        started.append(SchedulerProcess(env, *args))
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.kill()
+
+
+def test_a_killed_scheduler_s_pods_are_adopted_in_every_discovered_namespace_without_duplicates(
+    control_plane: Cluster,
+    ns_factory: Callable[..., str],
+    scheduler: Identity,
+    selector_label: str,
+    admin: client.CoreV1Api,
+    make_executor: Callable[..., Executor],
+    scheduler_process: Callable[..., SchedulerProcess],
+) -> None:
+    teams = [_team(control_plane, ns_factory, scheduler, selector_label) for _ in range(2)]
+    late = ns_factory()
+    control_plane.grant(scheduler, late, POD_RULES)
+    first_job_id = 20_000_001  # outside make_executor's range, so the second scheduler's differs
+    first = scheduler_process(
+        _executor_environment(scheduler, selector_label), str(first_job_id), json.dumps(["", *teams])
+    )
+    assert first.report("that it started") == "started"
+    control_plane.label_namespace(late, {selector_label: "true"})  # discovered while it runs
+    first.tell(late)
+    keys = [TaskInstanceKey(*key) for key in json.loads(first.report("its tasks"))]
+    namespaces = [scheduler.namespace, *teams, late]
+    pods = admin.list_pod_for_all_namespaces(label_selector=f"airflow-worker={first_job_id}").items
+    assert sorted(p.metadata.namespace for p in pods) == sorted(namespaces)
+    for pod in pods:
+        control_plane.set_pod_phase(pod.metadata.namespace, pod.metadata.name, "Running")
+
+    first.kill()
+
+    second = make_executor()
+    orphans = [
+        _orphan(key, first_job_id, namespace)
+        for key, namespace in zip(keys, [None, *teams, late], strict=True)
+    ]
+    assert second.try_adopt_task_instances(orphans) == []
+    assert set(keys) <= second.running
+    for _ in range(3):
+        second.sync()  # heartbeats must not launch anything for adopted tasks
+    for namespace in namespaces:
+        in_namespace = admin.list_namespaced_pod(namespace, label_selector="kubernetes_executor=True").items
+        assert len(in_namespace) == 1, f"{namespace}: {[p.metadata.name for p in in_namespace]}"
+        assert in_namespace[0].metadata.labels["airflow-worker"] == str(second.job_id)
+    # The second scheduler watches the adopted pods wherever they run.
+    for pod in pods:
+        control_plane.set_pod_phase(pod.metadata.namespace, pod.metadata.name, "Failed", exit_code=1)
+    _sync_until(
+        second, lambda: not set(keys) & second.running, "the adopted pods' outcomes", timeout=SETTLE_TIMEOUT
+    )
+    assert {second.event_buffer[key][0] for key in keys} == {TaskInstanceState.FAILED}
+
+
+def test_a_restarted_scheduler_adopts_and_drains_pods_where_the_label_went_while_it_was_down(
+    control_plane: Cluster,
+    ns_factory: Callable[..., str],
+    scheduler: Identity,
+    selector_label: str,
+    admin: client.CoreV1Api,
+    make_executor: Callable[..., Executor],
+) -> None:
+    team = _team(control_plane, ns_factory, scheduler, selector_label)
+    first = make_executor()
+    key = launch(first, team)
+    pod = _running(control_plane, admin, first, key)
+    first.end()
+
+    control_plane.label_namespace(team, {selector_label: None})
+    second = make_executor()
+    orphan = _orphan(key, first.job_id, team)
+
+    assert second.try_adopt_task_instances([orphan]) == []  # not reset while its pod runs on
+    assert admin.read_namespaced_pod(pod, team).metadata.labels["airflow-worker"] == str(second.job_id)
+    _sync_until(
+        second,
+        lambda: team in watched(second),
+        f"{team} drained by the new scheduler",
+        timeout=SETTLE_TIMEOUT,
+    )
+    control_plane.set_pod_phase(team, pod, "Failed", exit_code=1)
+    _sync_until(
+        second, lambda: key not in second.running, "the adopted pod's outcome", timeout=SETTLE_TIMEOUT
+    )
+    _sync_until(
+        second,
+        lambda: team not in watched(second),
+        f"the watcher of {team} to stop once drained",
+        timeout=SETTLE_TIMEOUT,
+    )
