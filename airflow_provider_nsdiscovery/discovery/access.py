@@ -106,9 +106,6 @@ class AccessReviewer:
             self._cache[namespace] = decision
         return decision
 
-    def decision(self, namespace: str) -> AccessDecision:
-        return self.cached(namespace) or self.review(namespace)
-
     def _missing(self, namespace: str) -> list[Permission]:
         self._on_request("selfsubjectrulesreviews")
         rules_review = self._api.create_self_subject_rules_review(

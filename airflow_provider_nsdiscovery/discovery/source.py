@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
@@ -150,9 +149,3 @@ class NamespaceWatch:
                     self._on_event(kind, obj["metadata"]["name"], observation_from(obj))
         finally:
             response.release_conn()
-
-
-def run_in_thread(name: str, target: Callable[[], None]) -> threading.Thread:
-    thread = threading.Thread(target=target, name=name, daemon=True)
-    thread.start()
-    return thread

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -261,11 +261,6 @@ class StateTable:
             previous = self._rows.get(status.name)
             self._rows[status.name] = status
             return previous
-
-    def discard(self, names: Iterable[str]) -> None:
-        with self._lock:
-            for name in names:
-                self._rows.pop(name, None)
 
     def snapshot(self) -> dict[str, NamespaceStatus]:
         with self._lock:

@@ -73,7 +73,7 @@ class DynamicNamespaceKubernetesScheduler(AirflowKubernetesScheduler):
         self._watch_api = client.CoreV1Api(client.ApiClient(configuration))
         self.reconcile_watchers(discovery.watched())
 
-    def reconcile_watchers(self, desired: frozenset[str] | None = None) -> None:
+    def reconcile_watchers(self, desired: frozenset[str]) -> None:
         if not hasattr(self, "_watch_api"):  # discovery may call back while upstream __init__ runs
             return
         self._watchers.reconcile({ALL_NAMESPACES} if self.cluster_wide else desired)

@@ -35,10 +35,6 @@ class ReconcileResult:
     restarted: frozenset[str] = field(default_factory=frozenset)
     stopped: frozenset[str] = field(default_factory=frozenset)
 
-    @property
-    def changed(self) -> bool:
-        return bool(self.started or self.restarted or self.stopped)
-
 
 class WatcherSet(Generic[W]):
     """Running watchers keyed by namespace; ``running`` is the live dict, safe to iterate after stop."""
@@ -47,20 +43,14 @@ class WatcherSet(Generic[W]):
         self._factory = factory
         self._lock = threading.Lock()
         self.running: dict[str, W] = {}
-        self._desired: frozenset[str] = frozenset()
 
-    @property
-    def desired(self) -> frozenset[str]:
-        return self._desired
-
-    def reconcile(self, desired: Iterable[str] | None = None) -> ReconcileResult:
-        """Make the running watchers match ``desired`` (or the last desired set, as a health check)."""
+    def reconcile(self, desired: Iterable[str]) -> ReconcileResult:
+        """Make the running watchers match ``desired``: start, restart dead ones, stop the rest."""
+        wanted = frozenset(desired)
         with self._lock:
-            if desired is not None:
-                self._desired = frozenset(desired)
-            stop = set(self.running) - self._desired
-            dead = {ns for ns in self._desired & set(self.running) if not self.running[ns].is_alive()}
-            start = self._desired - set(self.running)
+            stop = set(self.running) - wanted
+            dead = {ns for ns in wanted & set(self.running) if not self.running[ns].is_alive()}
+            start = wanted - set(self.running)
             for namespace in stop | dead:
                 self.running.pop(namespace).terminate()
             for namespace in dead:
@@ -75,6 +65,6 @@ class WatcherSet(Generic[W]):
                 "pod watchers: started %s, stopped %s; now watching %d namespaces",
                 sorted(result.started) or "none",
                 sorted(result.stopped) or "none",
-                len(self._desired),
+                len(wanted),
             )
         return result

@@ -17,6 +17,7 @@ from airflow_provider_nsdiscovery.discovery.access import (
     rule_grants,
     who_am_i,
 )
+from airflow_provider_nsdiscovery.discovery.state import AccessDecision
 
 SA = "system:serviceaccount:airflow:scheduler"
 POD_LOG = Permission("get", "pods", "log")
@@ -188,6 +189,11 @@ def test_incomplete_rules_that_already_grant_everything_ask_no_access_review(api
     assert api.access_reviews == []
 
 
+def decide_once(subject: AccessReviewer, namespace: str) -> AccessDecision:
+    """What the engine does: trust a cached decision, review only on a miss."""
+    return subject.cached(namespace) or subject.review(namespace)
+
+
 def test_no_decision_is_cached_before_a_review(api: FakeAuthorizationApi):
     assert reviewer().cached("team-b") is None
     assert api.rules_reviews == []
@@ -196,24 +202,24 @@ def test_no_decision_is_cached_before_a_review(api: FakeAuthorizationApi):
 def test_cached_decision_is_reused_without_asking_again(api: FakeAuthorizationApi):
     api.rules = [rule(["*"], ["*"])]
     subject = reviewer()
-    first = subject.decision("team-b")
-    second = subject.decision("team-b")
+    first = decide_once(subject, "team-b")
+    second = decide_once(subject, "team-b")
     assert second is first
     assert api.rules_reviews == ["team-b"]
 
 
 def test_decisions_are_cached_per_namespace(api: FakeAuthorizationApi):
     subject = reviewer()
-    subject.decision("team-a")
-    subject.decision("team-b")
-    subject.decision("team-a")
+    decide_once(subject, "team-a")
+    decide_once(subject, "team-b")
+    decide_once(subject, "team-a")
     assert api.rules_reviews == ["team-a", "team-b"]
 
 
 def test_review_asks_again_even_when_cached_and_replaces_the_cached_decision(api: FakeAuthorizationApi):
     api.rules = [rule(["*"], ["*"])]
     subject = reviewer()
-    assert subject.decision("team-b").allowed
+    assert decide_once(subject, "team-b").allowed
     api.rules = []
     fresh = subject.review("team-b")
     assert not fresh.allowed
@@ -224,18 +230,23 @@ def test_review_asks_again_even_when_cached_and_replaces_the_cached_decision(api
 def test_invalidate_forces_a_new_review(api: FakeAuthorizationApi):
     api.rules = [rule(["*"], ["*"])]
     subject = reviewer()
-    assert subject.decision("team-b").allowed
+    assert decide_once(subject, "team-b").allowed
     api.rules = [rule(["get", "list", "watch"], ["pods"])]
     subject.invalidate("team-b")
     assert subject.cached("team-b") is None
-    assert subject.decision("team-b").missing == ("create pods", "patch pods", "delete pods", "get pods/log")
+    assert decide_once(subject, "team-b").missing == (
+        "create pods",
+        "patch pods",
+        "delete pods",
+        "get pods/log",
+    )
     assert api.rules_reviews == ["team-b", "team-b"]
 
 
 def test_invalidate_drops_only_that_namespace(api: FakeAuthorizationApi):
     subject = reviewer()
-    subject.decision("team-a")
-    subject.decision("team-b")
+    decide_once(subject, "team-a")
+    decide_once(subject, "team-b")
     subject.invalidate("team-a")
     subject.invalidate("never-reviewed")
     assert subject.cached("team-a") is None
@@ -244,13 +255,13 @@ def test_invalidate_drops_only_that_namespace(api: FakeAuthorizationApi):
 
 def test_cached_decision_expires_after_the_ttl(api: FakeAuthorizationApi, clock: FakeClock):
     subject = reviewer(ttl=60.0)
-    first = subject.decision("team-b")
+    first = decide_once(subject, "team-b")
     clock.now = 59.0
-    assert subject.decision("team-b") is first
+    assert decide_once(subject, "team-b") is first
     assert api.rules_reviews == ["team-b"]
     clock.now = 61.0
     assert subject.cached("team-b") is None
-    assert subject.decision("team-b") is not first
+    assert decide_once(subject, "team-b") is not first
     assert api.rules_reviews == ["team-b", "team-b"]
 
 

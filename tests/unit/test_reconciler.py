@@ -58,7 +58,6 @@ def watchers(factory: Factory) -> WatcherSet[FakeWatcher]:
 def test_missing_watchers_are_created_and_started(factory: Factory, watchers: WatcherSet[FakeWatcher]):
     result = watchers.reconcile({"team-b", "team-a"})
     assert result == ReconcileResult(started=frozenset({"team-a", "team-b"}))
-    assert result.changed
     assert factory.namespaces() == ["team-a", "team-b"]
     assert set(watchers.running) == {"team-a", "team-b"}
     assert all(w.started == 1 and w.alive for w in watchers.running.values())
@@ -78,7 +77,7 @@ def test_dead_watchers_are_replaced_by_new_started_ones(factory: Factory, watche
     watchers.reconcile({"team-a", "team-b"})
     dead = watchers.running["team-a"]
     dead.alive = False
-    result = watchers.reconcile()
+    result = watchers.reconcile({"team-a", "team-b"})
     assert result == ReconcileResult(restarted=frozenset({"team-a"}))
     assert dead.terminated == 1
     replacement = watchers.running["team-a"]
@@ -95,27 +94,9 @@ def test_reconciling_the_same_desired_set_again_changes_nothing(
     before = dict(watchers.running)
     result = watchers.reconcile({"team-b", "team-a"})
     assert result == ReconcileResult()
-    assert not result.changed
     assert len(factory.made) == 2
     assert watchers.running == before
     assert all(w.started == 1 and w.terminated == 0 for w in factory.made)
-
-
-def test_reconcile_without_a_desired_set_reuses_the_last_one(
-    factory: Factory, watchers: WatcherSet[FakeWatcher]
-):
-    watchers.reconcile({"team-a"})
-    assert watchers.desired == frozenset({"team-a"})
-    assert not watchers.reconcile().changed
-    assert set(watchers.running) == {"team-a"}
-    assert watchers.desired == frozenset({"team-a"})
-
-
-def test_reconcile_without_a_desired_set_before_any_starts_nothing(
-    factory: Factory, watchers: WatcherSet[FakeWatcher]
-):
-    assert not watchers.reconcile().changed
-    assert factory.made == []
 
 
 def test_empty_desired_set_stops_every_watcher(factory: Factory, watchers: WatcherSet[FakeWatcher]):
@@ -131,7 +112,7 @@ def test_running_dict_is_the_same_object_across_reconciles(watchers: WatcherSet[
     watchers.reconcile({"team-a"})
     watchers.reconcile({"team-b"})
     watchers.running["team-b"].alive = False
-    watchers.reconcile()
+    watchers.reconcile({"team-b"})
     assert watchers.running is running
     assert set(running) == {"team-b"}
 
@@ -175,5 +156,5 @@ def test_a_watcher_that_failed_to_be_made_is_retried_on_the_next_reconcile():
         watchers.reconcile({"team-a"})
     assert watchers.running == {}
     failing.clear()
-    assert watchers.reconcile().started == {"team-a"}
+    assert watchers.reconcile({"team-a"}).started == {"team-a"}
     assert set(watchers.running) == {"team-a"}

@@ -450,13 +450,3 @@ def test_state_table_watched_lists_permitted_and_draining_namespaces():
     table.put(decide("team-c", SETTINGS, LABELLED, None))
     table.put(decide("team-d", SETTINGS, LABELLED, CANNOT_WATCH))
     assert table.watched() == {"team-a", "team-b"}
-
-
-def test_state_table_discard_forgets_names_and_ignores_unknown_ones():
-    table = StateTable()
-    table.put(permitted("team-a"))
-    table.put(permitted("team-b"))
-    table.discard(["team-a", "never-seen"])
-    assert table.get("team-a") is None
-    assert set(table.snapshot()) == {"team-b"}
-    assert table.watched() == {"team-b"}
