@@ -19,6 +19,7 @@ import yaml
 from kubernetes import client, utils
 
 from airflow_provider_nsdiscovery.discovery.access import REQUIRED_PERMISSIONS, Permission, access_allowed
+from airflow_provider_nsdiscovery.get_provider_info import EXECUTOR
 from tests.harness.controlplane import NAMESPACE_READ_RULES, POD_RULES, Cluster, Identity
 from tests.integration.waiting import wait_until
 
@@ -65,6 +66,9 @@ def run(scheduler: Identity, selector_label: str) -> Run:
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+            # As deployed: Airflow before 3.2 takes provider CLI commands only from the executor
+            # configured here (later releases also read the provider's "cli" entry).
+            "AIRFLOW__CORE__EXECUTOR": EXECUTOR,
             "AIRFLOW__KUBERNETES_EXECUTOR__IN_CLUSTER": "False",
             "AIRFLOW__KUBERNETES_EXECUTOR__CONFIG_FILE": str(kubeconfig or scheduler.kubeconfig_path),
             "AIRFLOW__KUBERNETES_EXECUTOR__NAMESPACE": scheduler.namespace,
