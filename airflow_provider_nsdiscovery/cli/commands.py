@@ -33,7 +33,7 @@ from airflow_provider_nsdiscovery.cli.format import (
     source_summary,
 )
 from airflow_provider_nsdiscovery.config import SettingsError
-from airflow_provider_nsdiscovery.discovery.access import AccessReviewer
+from airflow_provider_nsdiscovery.discovery.access import AccessReviewer, username
 from airflow_provider_nsdiscovery.discovery.engine import NamespaceDiscovery
 from airflow_provider_nsdiscovery.discovery.state import NamespaceStatus, State
 from airflow_provider_nsdiscovery.executors.settings import settings_from_conf
@@ -87,9 +87,7 @@ def _who_am_i(api_client: client.ApiClient, impersonate: str | None) -> str | No
     """
     host = api_client.configuration.host
     try:
-        review = client.AuthenticationV1Api(api_client).create_self_subject_review(
-            client.V1SelfSubjectReview()
-        )
+        return username(api_client)
     except client.ApiException as err:
         if err.status == HTTPStatus.NOT_FOUND:
             return None  # API server older than 1.28: discovery asks again and says "scheduler"
@@ -98,7 +96,6 @@ def _who_am_i(api_client: client.ApiClient, impersonate: str | None) -> str | No
         _fail(f"{host} refused the credentials: {err.status} {err.reason}")
     except HTTPError as err:
         _fail(f"cannot reach the Kubernetes API server at {host}: {err}")
-    return str(review.status.user_info.username)
 
 
 @contextlib.contextmanager

@@ -55,13 +55,16 @@ def rule_grants(rule: client.V1ResourceRule, permission: Permission) -> bool:
     return bool({"*", permission.resource} & resources)
 
 
+def username(api_client: client.ApiClient) -> str:
+    """The username the API server sees for our credentials (a SelfSubjectReview); raises on errors."""
+    review = client.AuthenticationV1Api(api_client).create_self_subject_review(client.V1SelfSubjectReview())
+    return str(review.status.user_info.username)
+
+
 def who_am_i(api_client: client.ApiClient) -> str:
-    """The username the API server sees for our credentials, for messages that name the identity."""
+    """:func:`username` for messages that name the identity, with a stand-in when it cannot be asked."""
     try:
-        review = client.AuthenticationV1Api(api_client).create_self_subject_review(
-            client.V1SelfSubjectReview()
-        )
-        return str(review.status.user_info.username)
+        return username(api_client)
     except client.ApiException as err:
         log.warning("could not ask the API server who the scheduler is (%s); messages say 'scheduler'", err)
         return "the scheduler"
