@@ -1,13 +1,16 @@
 # Two entry points on a fresh machine: `make demo` (the product on a local control plane) and
-# `make test` (everything CI runs). Both build what they need once and cache it under ~/.cache.
+# `make test` (everything CI runs). `make unit`, `make integration` and `make e2e` run one suite.
+#
+# The virtualenvs live in the checkout (.venv, .venv-min), so two clones never install over each
+# other's editable package. pip's own cache (~/.cache/pip) is shared, so a second clone installs
+# from it; the control-plane binaries are shared too (see tests/harness/build-controlplane.sh).
 PYTHON ?= python3
-CACHE := $(HOME)/.cache/airflow-provider-nsdiscovery
-VENV := $(CACHE)/venv
-# The stamp covers the checkout path too: the install is editable, so a new clone reinstalls.
+VENV := $(CURDIR)/.venv
+# The path is hashed too: a moved checkout reinstalls its editable package into the moved venv.
 STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml; echo $(CURDIR)) | sha256sum | cut -c1-12)
 PY := $(VENV)/bin/python
 
-.PHONY: venv controlplane lint test test-min demo
+.PHONY: venv venv-min controlplane lint unit integration e2e test test-min demo
 
 $(STAMP): pyproject.toml
 	@echo "==> Python environment in $(VENV) (first time: a few minutes for Airflow)"
@@ -23,16 +26,26 @@ controlplane:
 	bash tests/harness/build-controlplane.sh >/dev/null
 
 lint: venv
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+# No control plane and no Go: the unit tests talk to no API server.
+unit: venv
+	$(PY) -m pytest tests/unit -q
+
+integration: venv controlplane
+	$(PY) -m pytest tests/integration -q
+
+e2e: venv controlplane
+	$(PY) -m pytest tests/e2e -q
 
 test: venv controlplane lint
 	$(PY) -m pytest tests -q
 	$(MAKE) test-min
 
 # The same unit and integration suites on the oldest versions pyproject.toml accepts.
-MIN_VENV := $(CACHE)/venv-min
+MIN_VENV := $(CURDIR)/.venv-min
 MIN_STAMP := $(MIN_VENV)/.installed-$(shell (cat pyproject.toml ci/min-versions.txt; echo $(CURDIR)) | sha256sum | cut -c1-12)
 
 $(MIN_STAMP): pyproject.toml ci/min-versions.txt
@@ -41,7 +54,9 @@ $(MIN_STAMP): pyproject.toml ci/min-versions.txt
 	$(MIN_VENV)/bin/python -m pip install -q -c ci/min-versions.txt -e . pytest pytest-timeout hypothesis
 	rm -f $(MIN_VENV)/.installed-* && touch $@
 
-test-min: $(MIN_STAMP) controlplane
+venv-min: $(MIN_STAMP)
+
+test-min: venv-min controlplane
 	$(MIN_VENV)/bin/python -m pytest tests/unit tests/integration -q
 
 demo: venv controlplane

@@ -36,7 +36,6 @@ class DiscoverySettings:
     recheck_jitter: float = 0.1
     review_concurrency: int = 8
     initial_sync_timeout: float = 30.0
-    drain_poll_interval: float = 2.0
     selector: LabelSelector = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -55,10 +54,8 @@ class DiscoverySettings:
             raise SettingsError(
                 f"[{SECTION}] review_concurrency must be at least 1, got {self.review_concurrency}"
             )
-        if self.initial_sync_timeout < 0 or self.drain_poll_interval <= 0:
-            raise SettingsError(
-                f"[{SECTION}] initial_sync_timeout must be >= 0 and drain_poll_interval > 0 seconds"
-            )
+        if self.initial_sync_timeout < 0:
+            raise SettingsError(f"[{SECTION}] initial_sync_timeout must be >= 0 seconds")
 
 
 def split_list(value: str) -> tuple[str, ...]:

@@ -7,11 +7,13 @@ README's configuration reference is generated from this function.
 from __future__ import annotations
 
 import dataclasses
+from importlib import metadata
 from typing import Any
 
 from airflow_provider_nsdiscovery import __version__
 from airflow_provider_nsdiscovery.config import SECTION, DiscoverySettings
 
+PACKAGE = "airflow-provider-nsdiscovery"
 EXECUTOR = "airflow_provider_nsdiscovery.executors.DynamicNamespaceKubernetesExecutor"
 
 OPTIONS: dict[str, tuple[str, str]] = {
@@ -48,11 +50,6 @@ OPTIONS: dict[str, tuple[str, str]] = {
         "Seconds the scheduler waits at start for the first full discovery, so that task "
         "adoption after a restart sees every namespace.",
     ),
-    "drain_poll_interval": (
-        "float",
-        "Seconds between checks of a draining namespace (one that lost its label or access while "
-        "task pods still run there); its watcher stops when none remain.",
-    ),
 }
 
 
@@ -61,13 +58,31 @@ def default_value(name: str) -> str:
     return ",".join(value) if isinstance(value, tuple) else str(value)
 
 
+def documentation_url() -> str | None:
+    """The ``Documentation`` entry of ``[project.urls]``, from the installed package's metadata.
+
+    Read rather than written here, so pyproject.toml stays the URL's one home. Recent Airflow reads
+    that entry itself for ``airflow providers get``; Airflow 3.1 shows only what this returns.
+    """
+    try:
+        entries: list[str] = metadata.metadata(PACKAGE).get_all("Project-URL") or []
+    except metadata.PackageNotFoundError:
+        return None  # run from a source tree that was never installed
+    for entry in entries:
+        label, _, url = entry.partition(",")
+        if label.strip().lower() == "documentation":
+            return url.strip()
+    return None
+
+
 def get_provider_info() -> dict[str, Any]:
     return {
-        "package-name": "airflow-provider-nsdiscovery",
+        "package-name": PACKAGE,
         "name": "Kubernetes Namespace Discovery",
         "description": "KubernetesExecutor that discovers the namespaces it may use at runtime: "
         "label selector, access reviews, live pod watchers and pre-launch namespace validation.",
         "versions": [__version__],
+        "documentation-url": documentation_url(),
         "executors": [EXECUTOR],
         "cli": ["airflow_provider_nsdiscovery.cli.definition.get_namespace_discovery_cli_commands"],
         "config": {

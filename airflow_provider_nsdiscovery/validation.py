@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from kubernetes.client import models as k8s
 
-from airflow_provider_nsdiscovery.discovery.state import NamespaceStatus, State
+from airflow_provider_nsdiscovery.discovery.status import NamespaceStatus, State
 
 
 class NamespaceRefusal(Exception):

@@ -501,14 +501,14 @@ _WATCH_BEGINS = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z?.*and now m
 
 def watch_opens(log_path: Path, wall0: float) -> list[float]:
     """Seconds after start() at which a pod watcher (re)opened its watch, from upstream's own log line."""
-    from datetime import datetime, timezone
+    from datetime import UTC, datetime
 
     out = []
     with contextlib.suppress(OSError):
         for line in log_path.read_text(errors="replace").splitlines():
             match = _WATCH_BEGINS.match(line)
             if match:
-                when = datetime.fromisoformat(match.group(1)).replace(tzinfo=timezone.utc).timestamp()
+                when = datetime.fromisoformat(match.group(1)).replace(tzinfo=UTC).timestamp()
                 out.append(when - wall0)
     return out
 

@@ -17,7 +17,6 @@ from typing import NoReturn
 
 from airflow.cli.simple_table import AirflowConsole
 from airflow.configuration import conf
-from airflow.providers.cncf.kubernetes.executors.kubernetes_executor_types import POD_EXECUTOR_DONE_KEY
 from airflow.providers.cncf.kubernetes.kube_client import _get_executor_kube_client
 from airflow.utils import cli as cli_utils
 from airflow.utils.providers_configuration_loader import providers_configuration_loaded
@@ -26,26 +25,24 @@ from kubernetes.config import ConfigException
 from urllib3.exceptions import HTTPError
 
 from airflow_provider_nsdiscovery.cli.format import (
+    TABLE_OUTPUTS,
+    Row,
     check_report,
     namespace_rows,
     report_followup,
     report_properties,
     source_summary,
+    structured_text,
 )
 from airflow_provider_nsdiscovery.config import SettingsError
 from airflow_provider_nsdiscovery.discovery.access import AccessReviewer, username
-from airflow_provider_nsdiscovery.discovery.engine import NamespaceDiscovery
-from airflow_provider_nsdiscovery.discovery.state import NamespaceStatus, State
+from airflow_provider_nsdiscovery.discovery.controller import NamespaceDiscovery
+from airflow_provider_nsdiscovery.discovery.status import NamespaceStatus, State
 from airflow_provider_nsdiscovery.executors.settings import settings_from_conf
 
 EXIT_NOT_USABLE = 1
 EXIT_CANNOT_TELL = 2
 """Distinct from "not usable", so a script can tell a refusal from a broken kubeconfig."""
-
-# Pods of any Airflow executor that are not finished: the CLI has no scheduler job id of its own.
-_ACTIVE_PODS = f"airflow-worker,{POD_EXECUTOR_DONE_KEY}!=True"
-_TABLE_OUTPUTS = ("table", "plain")
-
 
 _Command = Callable[[argparse.Namespace], None]
 
@@ -108,12 +105,7 @@ def _discovery(impersonate: str | None) -> Iterator[tuple[NamespaceDiscovery, cl
     api_client = _api_client()
     if impersonate:
         api_client.set_default_header("Impersonate-User", impersonate)
-    discovery = NamespaceDiscovery(
-        settings,
-        api_client,
-        active_pod_selector=_ACTIVE_PODS,
-        identity=_who_am_i(api_client, impersonate),
-    )
+    discovery = NamespaceDiscovery.connect(settings, api_client, identity=_who_am_i(api_client, impersonate))
     try:
         discovery.start()
         yield discovery, api_client
@@ -134,8 +126,17 @@ def _missing_permissions(
     home = status.name == discovery.settings.home_namespace
     if status.state not in (State.FORBIDDEN, State.NOT_SELECTED) and not home:
         return ()
-    reviewer = AccessReviewer(api_client, discovery.identity, discovery.settings.access_recheck_interval)
+    reviewer = AccessReviewer(api_client, discovery.identity)
     return reviewer.review(status.name).missing
+
+
+def _print_rows(rows: list[Row], output: str) -> None:
+    """Tables through Airflow's console, like its other commands; json and yaml not, as it would
+    print every value as text."""
+    if output in TABLE_OUTPUTS:
+        AirflowConsole().print_as(data=rows, output=output)
+    else:
+        print(structured_text(rows, output))
 
 
 @_airflow_command
@@ -145,8 +146,8 @@ def list_namespaces(args: argparse.Namespace) -> None:
         statuses = list(discovery.table.snapshot().values())
         summary = source_summary(discovery.identity, discovery.mode, discovery.settings)
     print(summary, file=sys.stderr)
-    rows = namespace_rows(statuses, with_fix=args.output not in _TABLE_OUTPUTS)
-    AirflowConsole().print_as(data=rows, output=args.output)
+    rows = namespace_rows(statuses, with_fix=args.output not in TABLE_OUTPUTS)
+    _print_rows(rows, args.output)
 
 
 @_airflow_command
@@ -161,13 +162,12 @@ def check_namespace(args: argparse.Namespace) -> None:
         summary = source_summary(discovery.identity, discovery.mode, discovery.settings)
         report = check_report(status, identity=discovery.identity, missing=missing)
     print(summary, file=sys.stderr)
-    console = AirflowConsole()
-    if args.output in _TABLE_OUTPUTS:
-        console.print_as(data=report_properties(report), output=args.output)
+    if args.output in TABLE_OUTPUTS:
+        _print_rows(report_properties(report), args.output)
         followup = report_followup(report)
         if followup:
             print(followup)
     else:
-        console.print_as(data=[report], output=args.output)
+        _print_rows([report], args.output)
     if not report["usable"]:
         raise SystemExit(EXIT_NOT_USABLE)

@@ -16,6 +16,8 @@ from airflow.cli.cli_config import (
     lazy_load_command,
 )
 
+from airflow_provider_nsdiscovery.config import SECTION
+
 _COMMANDS = "airflow_provider_nsdiscovery.cli.commands"
 
 # Arg is untyped upstream.
@@ -37,11 +39,12 @@ NAMESPACE_COMMANDS = (
     ActionCommand(
         name="list",
         help="List the namespaces tasks may run in, and why the others may not",
+        # Section names without brackets: Airflow's help formatter reads [name] as markup and drops it.
         description=(
-            "Runs namespace discovery once with the scheduler's configuration "
-            "([kubernetes_namespace_discovery], [kubernetes_executor]) and prints each namespace it "
-            "knows with its state, reason, whether a pod watcher would run for it, and when it was "
-            "last checked. Needs no running scheduler."
+            "Runs namespace discovery once with the scheduler's configuration (sections "
+            f"{SECTION} and kubernetes_executor) and prints each namespace it knows with its state, "
+            "reason, whether a pod watcher would run for it, and when it was last checked. Needs no "
+            "running scheduler."
         ),
         func=lazy_load_command(f"{_COMMANDS}.list_namespaces"),
         args=(ARG_OUTPUT, ARG_AS, ARG_VERBOSE),

@@ -6,14 +6,15 @@ Kept apart from the commands so that the text an operator reads, and the YAML th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-import yaml  # type: ignore[import-untyped]  # (no stubs; it comes with Airflow)
+import yaml  # type: ignore[import-untyped]  # (PyYAML ships no type stubs)
 
 from airflow_provider_nsdiscovery.config import SECTION, DiscoverySettings
-from airflow_provider_nsdiscovery.discovery.access import REQUIRED_PERMISSIONS, Permission
-from airflow_provider_nsdiscovery.discovery.state import NamespaceStatus, State
+from airflow_provider_nsdiscovery.discovery.permissions import REQUIRED_PERMISSIONS, Permission
+from airflow_provider_nsdiscovery.discovery.status import NamespaceStatus, State
 
 ROLE_NAME = "airflow-task-pods"
 """The name the README, deploy/team-namespace.yaml and the kubectl fixes use, so that applying a
@@ -21,6 +22,7 @@ suggested manifest replaces an incomplete Role of that name instead of adding a 
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
 CANDIDATE_MODE = "candidate-namespaces"
+TABLE_OUTPUTS = ("table", "plain")
 _SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
 
 Row = dict[str, object]
@@ -33,7 +35,7 @@ def usable(status: NamespaceStatus) -> bool:
 
 def timestamp_text(epoch_seconds: float) -> str:
     """UTC, to the second: operators compare it with API server audit logs, which are UTC."""
-    return datetime.fromtimestamp(epoch_seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def namespace_rows(statuses: Iterable[NamespaceStatus], *, with_fix: bool) -> list[Row]:
@@ -55,6 +57,19 @@ def namespace_rows(statuses: Iterable[NamespaceStatus], *, with_fix: bool) -> li
             row["fix"] = status.fix or None
         rows.append(row)
     return rows
+
+
+def structured_text(rows: Sequence[Mapping[str, object]], output: str) -> str:
+    """``json`` or ``yaml`` with each value keeping its type.
+
+    Airflow's console turns every value into text first, so ``usable`` would read ``"False"``,
+    which a script testing the field takes for true.
+    """
+    if output == "json":
+        return json.dumps(list(rows), indent=2)
+    if output == "yaml":
+        return str(yaml.safe_dump([dict(row) for row in rows], sort_keys=False)).rstrip("\n")
+    raise ValueError(f"not a structured output: {output!r}")
 
 
 def rbac_subject(identity: str) -> dict[str, str]:

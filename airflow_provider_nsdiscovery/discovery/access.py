@@ -1,118 +1,87 @@
-"""Access reviews with the scheduler's own identity, cached with a TTL.
+"""Access reviews with the scheduler's own identity.
 
 A label only says a team *wants* Airflow in its namespace; whether the scheduler may actually run
 pods there is decided by RBAC, so every namespace is reviewed before it is used. One
 SelfSubjectRulesReview per namespace answers for all verbs at once; SelfSubjectAccessReview is
 asked only for verbs the rules left undecided (``incomplete``, e.g. with a webhook authorizer).
+
+Only a definite answer is returned. An authorizer that could not decide (an ``evaluationError``
+on an undecided access review, typically a webhook that is down) raises
+:class:`UndecidedReviewError`, which callers treat like any other transient failure: the last
+good decision stands and the review is retried.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
-from cachetools import TTLCache
 from kubernetes import client
 
-from airflow_provider_nsdiscovery.discovery.state import AccessDecision
+from airflow_provider_nsdiscovery.discovery.permissions import (
+    REQUIRED_PERMISSIONS,
+    WATCH_PERMISSIONS,
+    Permission,
+    rule_grants,
+)
+from airflow_provider_nsdiscovery.discovery.source import REQUEST_TIMEOUT
+from airflow_provider_nsdiscovery.discovery.status import AccessDecision
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class Permission:
-    verb: str
-    resource: str
-    subresource: str = ""
-
-    def __str__(self) -> str:
-        resource = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
-        return f"{self.verb} {resource}"
+UNKNOWN_IDENTITY = "the scheduler"
+"""How messages name the identity until the API server has said who we are."""
 
 
-REQUIRED_PERMISSIONS: tuple[Permission, ...] = (
-    *(Permission(verb, "pods") for verb in ("create", "get", "list", "watch", "patch", "delete")),
-    Permission("get", "pods", "log"),
-)
-
-
-def rule_grants(rule: client.V1ResourceRule, permission: Permission) -> bool:
-    """Whether one RBAC rule grants ``permission``, with the API server's wildcard semantics."""
-    if rule.resource_names:
-        return False  # a rule limited to named pods never allows create or list
-    if not {"", "*"} & set(rule.api_groups or ()):
-        return False
-    if not {permission.verb, "*"} & set(rule.verbs or ()):
-        return False
-    resources = set(rule.resources or ())
-    if permission.subresource:
-        return bool(
-            {"*", f"{permission.resource}/{permission.subresource}", f"*/{permission.subresource}"}
-            & resources
-        )
-    return bool({"*", permission.resource} & resources)
+class UndecidedReviewError(Exception):
+    """The authorizer gave no definite answer; ask again later."""
 
 
 def username(api_client: client.ApiClient) -> str:
     """The username the API server sees for our credentials (a SelfSubjectReview); raises on errors."""
-    review = client.AuthenticationV1Api(api_client).create_self_subject_review(client.V1SelfSubjectReview())
+    review = client.AuthenticationV1Api(api_client).create_self_subject_review(
+        client.V1SelfSubjectReview(), _request_timeout=REQUEST_TIMEOUT
+    )
     return str(review.status.user_info.username)
 
 
-def who_am_i(api_client: client.ApiClient) -> str:
-    """:func:`username` for messages that name the identity, with a stand-in when it cannot be asked."""
+def who_am_i(api_client: client.ApiClient) -> str | None:
+    """:func:`username`, or None when the API server cannot be asked now (it is asked again later)."""
     try:
         return username(api_client)
-    except client.ApiException as err:
-        log.warning("could not ask the API server who the scheduler is (%s); messages say 'scheduler'", err)
-        return "the scheduler"
+    except Exception as err:
+        log.warning("could not ask the API server who the scheduler is (%s); asking again later", err)
+        return None
 
 
 class AccessReviewer:
-    """Reviews namespaces and remembers decisions for ``ttl`` seconds.
-
-    ``invalidate`` drops a decision at once: a 403 seen anywhere means the cached "allowed" is
-    already wrong, and the next lookup must ask the API server again.
-    """
+    """Reviews what our identity may do; holds no state but the identity used in messages."""
 
     def __init__(
         self,
         api_client: client.ApiClient,
-        identity: str,
-        ttl: float,
+        identity: str = UNKNOWN_IDENTITY,
         *,
         required: Iterable[Permission] = REQUIRED_PERMISSIONS,
-        maxsize: int = 100_000,
         on_request: Callable[[str], None] = lambda kind: None,
     ) -> None:
         self._api = client.AuthorizationV1Api(api_client)
         self.identity = identity
         self._required = tuple(required)
-        self._cache: TTLCache[str, AccessDecision] = TTLCache(maxsize=maxsize, ttl=ttl)
-        self._lock = threading.Lock()
         self._on_request = on_request
 
-    def cached(self, namespace: str) -> AccessDecision | None:
-        with self._lock:
-            return self._cache.get(namespace)
-
-    def invalidate(self, namespace: str) -> None:
-        with self._lock:
-            self._cache.pop(namespace, None)
-
     def review(self, namespace: str) -> AccessDecision:
-        """Ask the API server now (ignoring the cache) and cache the answer."""
-        decision = AccessDecision(self.identity, tuple(str(p) for p in self._missing(namespace)))
-        with self._lock:
-            self._cache[namespace] = decision
-        return decision
+        return AccessDecision(self.identity, tuple(str(p) for p in self._missing(namespace)))
+
+    def may_watch_pods_everywhere(self) -> bool:
+        """Whether one cluster-wide pod watch could replace the per-namespace ones."""
+        return all(self._allowed(None, p) for p in WATCH_PERMISSIONS)
 
     def _missing(self, namespace: str) -> list[Permission]:
         self._on_request("selfsubjectrulesreviews")
         rules_review = self._api.create_self_subject_rules_review(
-            client.V1SelfSubjectRulesReview(spec=client.V1SelfSubjectRulesReviewSpec(namespace=namespace))
+            client.V1SelfSubjectRulesReview(spec=client.V1SelfSubjectRulesReviewSpec(namespace=namespace)),
+            _request_timeout=REQUEST_TIMEOUT,
         )
         status = rules_review.status
         rules = status.resource_rules or []
@@ -127,7 +96,7 @@ class AccessReviewer:
         )
         return [p for p in missing if not self._allowed(namespace, p)]
 
-    def _allowed(self, namespace: str, permission: Permission) -> bool:
+    def _allowed(self, namespace: str | None, permission: Permission) -> bool:
         self._on_request("selfsubjectaccessreviews")
         return access_allowed(self._api, permission, namespace)
 
@@ -147,6 +116,12 @@ def access_allowed(api: client.AuthorizationV1Api, permission: Permission, names
                     subresource=permission.subresource or None,
                 )
             )
-        )
+        ),
+        _request_timeout=REQUEST_TIMEOUT,
     )
-    return bool(review.status.allowed)
+    status = review.status
+    if not status.allowed and not status.denied and status.evaluation_error:
+        raise UndecidedReviewError(
+            f"{permission} in {namespace or 'all namespaces'}: {status.evaluation_error}"
+        )
+    return bool(status.allowed)

@@ -2,7 +2,8 @@
 
 The watch is the usual Kubernetes reflector loop: list to get a consistent snapshot and its
 resourceVersion, watch from there with bookmarks (so a quiet watch still advances its
-resourceVersion), re-list when the server answers 410 Gone, and reconnect with backoff on errors.
+resourceVersion), re-list when the server answers 410 Gone; the supervised loop that calls it
+reconnects with backoff on errors.
 Objects are read as raw JSON: only name, labels and deletion state matter, and skipping model
 deserialisation keeps a 1000-namespace list cheap.
 """
@@ -18,13 +19,15 @@ from typing import Any
 from kubernetes import client
 from kubernetes.watch.watch import iter_resp_lines
 
-from airflow_provider_nsdiscovery.discovery.state import Observation
+from airflow_provider_nsdiscovery.discovery.status import Observation
 from airflow_provider_nsdiscovery.discovery.tenancy import TenantPolicy
-from airflow_provider_nsdiscovery.streaming import Backoff, Interruptible
+from airflow_provider_nsdiscovery.streaming import Interruptible
 
 log = logging.getLogger(__name__)
 
 WATCH_TIMEOUT_SECONDS = 300
+REQUEST_TIMEOUT = 10
+"""Seconds any single request may take: a frozen API server must not hold a thread forever."""
 
 
 def observation_from(obj: Mapping[str, Any]) -> Observation:
@@ -41,7 +44,7 @@ def observation_from(obj: Mapping[str, Any]) -> Observation:
 def read_namespace(core: client.CoreV1Api, name: str) -> Observation | None:
     """The namespace as it is now; ``exists=False`` when it is gone, None when we may not read it."""
     try:
-        response = core.read_namespace(name, _preload_content=False)
+        response = core.read_namespace(name, _preload_content=False, _request_timeout=REQUEST_TIMEOUT)
     except client.ApiException as err:
         if err.status == HTTPStatus.NOT_FOUND:
             return Observation(exists=False)
@@ -52,16 +55,20 @@ def read_namespace(core: client.CoreV1Api, name: str) -> Observation | None:
 
 
 class ListForbiddenError(Exception):
-    """The identity may not list namespaces cluster-wide; discovery falls back to candidates."""
+    """The identity may not list namespaces cluster-wide; the controller decides what follows."""
 
 
 class NamespaceWatch:
-    """List+watch of the namespaces matching one selector, run on a thread of its own.
+    """List+watch of the namespaces matching one selector, one cycle per :meth:`sync_once`.
 
     ``on_snapshot`` gets every selected namespace after each (re-)list, so the consumer can forget
     those that vanished while the watch was down; ``on_event`` gets ``(type, name, observation)``
     for ADDED, MODIFIED and DELETED. A DELETED event from a selector watch means "no longer
     matches", which is either deletion or a removed label; the consumer tells them apart.
+
+    The loop around it (retries, backoff, logging) is the caller's: errors are raised, never
+    swallowed, and the resourceVersion only moves past an event once its handler has returned,
+    so an event is never lost to a handler that failed.
     """
 
     def __init__(
@@ -71,57 +78,58 @@ class NamespaceWatch:
         on_snapshot: Callable[[dict[str, Observation]], None],
         on_event: Callable[[str, str, Observation], None],
         on_request: Callable[[str], None] = lambda kind: None,
+        on_open: Callable[[], None] = lambda: None,
     ) -> None:
         self._core = client.CoreV1Api(api_client)
+        self._on_open = on_open
         self._selector = label_selector
         self._on_snapshot = on_snapshot
         self._on_event = on_event
         self._on_request = on_request
         self._stream = Interruptible()
-        self._backoff = Backoff()
         self.resource_version: str | None = None
-        self._listed_once = False
+
+    @property
+    def listed(self) -> bool:
+        return self.resource_version is not None
 
     def stop(self) -> None:
         self._stream.stop()
 
-    def run(self) -> None:
-        """Loop until stopped; raises :class:`ListForbiddenError` if listing is not allowed at all."""
-        while not self._stream.stopped.is_set():
-            try:
-                if self.resource_version is None:
-                    self._list()
-                self._watch()
-                self._backoff.reset()
-            except client.ApiException as err:
-                # Only the first list decides the mode: a later 403 (an API server still warming
-                # its RBAC cache after a restart, a binding being re-created) is retried instead.
-                if err.status == HTTPStatus.FORBIDDEN and not self._listed_once:
-                    raise ListForbiddenError(str(err.reason)) from err
-                if err.status == HTTPStatus.GONE:
-                    log.info("namespace watch expired (410 Gone); re-listing")
-                    self.resource_version = None
-                    continue
-                self._pause(f"namespace watch failed: {err.status} {err.reason}")
-            except Exception as err:  # connection errors, timeouts, API server restarts
-                if self._stream.stopped.is_set():
-                    return
-                self._pause(f"namespace watch interrupted: {err!r}")
+    def read(self, name: str) -> Observation | None:
+        self._on_request("get namespace")
+        return read_namespace(self._core, name)
 
-    def _pause(self, why: str) -> None:
-        delay = self._backoff.next_delay()
-        log.warning("%s; retrying in %.1fs", why, delay)
-        self._stream.stopped.wait(delay)
+    def sync_once(self) -> None:
+        """List if needed, then follow the watch until the server ends it.
+
+        Raises :class:`ListForbiddenError` on a 403 to the list; a 410 Gone only forces a re-list
+        on the next call.
+        """
+        try:
+            if self.resource_version is None:
+                self._list()
+            self._watch()
+        except client.ApiException as err:
+            if err.status == HTTPStatus.GONE:
+                log.info("namespace watch expired (410 Gone); re-listing")
+                self.resource_version = None
+                return
+            if err.status == HTTPStatus.FORBIDDEN:
+                raise ListForbiddenError(f"{err.status} {err.reason}") from err
+            raise
 
     def _list(self) -> None:
         self._on_request("list namespaces")
-        response = self._core.list_namespace(label_selector=self._selector, _preload_content=False)
+        response = self._core.list_namespace(
+            label_selector=self._selector, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+        )
         body = json.loads(response.data)
         self._on_snapshot(
             {item["metadata"]["name"]: observation_from(item) for item in body.get("items") or []}
         )
         self.resource_version = body["metadata"]["resourceVersion"]
-        self._listed_once = True
+        self._on_open()
 
     def _watch(self) -> None:
         self._on_request("watch namespaces")
@@ -133,9 +141,10 @@ class NamespaceWatch:
                 resource_version=self.resource_version,
                 timeout_seconds=WATCH_TIMEOUT_SECONDS,
                 _preload_content=False,
-                _request_timeout=(10, WATCH_TIMEOUT_SECONDS + 30),
+                _request_timeout=(REQUEST_TIMEOUT, WATCH_TIMEOUT_SECONDS + 30),
             )
         )
+        self._on_open()
         try:
             for line in iter_resp_lines(response):
                 if not line:
@@ -144,8 +153,8 @@ class NamespaceWatch:
                 kind, obj = event["type"], event["object"]
                 if kind == "ERROR":
                     raise client.ApiException(status=obj.get("code"), reason=obj.get("message"))
-                self.resource_version = obj["metadata"]["resourceVersion"]
                 if kind != "BOOKMARK":
                     self._on_event(kind, obj["metadata"]["name"], observation_from(obj))
+                self.resource_version = obj["metadata"]["resourceVersion"]
         finally:
             response.release_conn()

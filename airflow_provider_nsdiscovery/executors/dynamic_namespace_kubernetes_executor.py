@@ -11,7 +11,6 @@ import contextlib
 import functools
 import json
 import threading
-import time
 from collections.abc import Iterator
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -19,15 +18,13 @@ from typing import TYPE_CHECKING, Any
 from airflow.exceptions import AirflowConfigException
 from airflow.providers.cncf.kubernetes.executors import kubernetes_executor_utils
 from airflow.providers.cncf.kubernetes.executors.kubernetes_executor import KubernetesExecutor
-from airflow.providers.cncf.kubernetes.executors.kubernetes_executor_types import POD_EXECUTOR_DONE_KEY
 from airflow.providers.cncf.kubernetes.kube_client import _get_executor_kube_client
-from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from airflow_provider_nsdiscovery.config import SECTION, SettingsError
-from airflow_provider_nsdiscovery.discovery.access import Permission, access_allowed
-from airflow_provider_nsdiscovery.discovery.engine import NamespaceDiscovery
-from airflow_provider_nsdiscovery.discovery.state import State, is_valid_namespace_name
+from airflow_provider_nsdiscovery.discovery.controller import NamespaceDiscovery, WatchPlan
+from airflow_provider_nsdiscovery.discovery.status import State, is_valid_namespace_name
+from airflow_provider_nsdiscovery.executor_config import executor_config_problem
 from airflow_provider_nsdiscovery.executors.metrics import DiscoveryMetrics
 from airflow_provider_nsdiscovery.executors.scheduler import (
     DynamicNamespaceKubernetesScheduler,
@@ -43,6 +40,8 @@ if TYPE_CHECKING:
     from airflow.providers.cncf.kubernetes.executors.kubernetes_executor_types import KubernetesJob
 
 _SCHEDULER_SWAP = threading.Lock()
+INVALID_EXECUTOR_CONFIG = "invalid-executor-config"
+"""The refusal reason counted for a malformed executor_config (a namespace refusal counts its state)."""
 
 
 @contextlib.contextmanager
@@ -83,8 +82,7 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
         self.discovery: NamespaceDiscovery | None = None
         self._metrics = DiscoveryMetrics()
         self._adoption_namespaces: set[str] = set()
-        self._unwatched_since: dict[str, float] = {}
-        self.cluster_wide = False
+        self._refused_at_launch: set[Any] = set()
 
     def start(self) -> None:
         try:
@@ -97,31 +95,18 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
                 f"{err}. Point config_file at a readable kubeconfig, or set in_cluster = True when the "
                 "scheduler runs in the cluster"
             ) from err
-        worker = self._make_safe_label_value(str(self.job_id))
-        self.discovery = NamespaceDiscovery(
-            self.discovery_settings,
-            api_client,
-            active_pod_selector=f"airflow-worker={worker},{POD_EXECUTOR_DONE_KEY}!=True",
-            on_change=self._namespaces_changed,
+        self.discovery = NamespaceDiscovery.connect(
+            self.discovery_settings, api_client, on_change=self._plan_changed
         )
         self.discovery.start()
         self.log.info(
             "namespace discovery (%s, selector '%s') found: %s",
-            self.discovery.mode,
+            self.discovery.mode.value,
             self.discovery_settings.label_selector,
             ", ".join(sorted(self.discovery.watched())),
         )
-        self.cluster_wide = _may_watch_pods_everywhere(api_client)
-        if self.cluster_wide:
-            self.log.info(
-                "%s may list and watch pods in every namespace: one cluster-wide pod watch serves "
-                "all discovered namespaces",
-                self.discovery.identity,
-            )
         with _scheduler_class(
-            functools.partial(
-                DynamicNamespaceKubernetesScheduler, discovery=self.discovery, cluster_wide=self.cluster_wide
-            )
+            functools.partial(DynamicNamespaceKubernetesScheduler, discovery=self.discovery)
         ):
             super().start()
 
@@ -129,37 +114,53 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
         super().sync()
         if self.discovery is None or not isinstance(self.kube_scheduler, DynamicNamespaceKubernetesScheduler):
             return
-        if not self.cluster_wide:  # a cluster-wide watch sees every pod, wherever it runs
-            self._fail_unwatchable_tasks(self.kube_scheduler.task_namespaces, self.discovery)
-        self._metrics.emit(self.discovery, len(self.kube_scheduler.kube_watchers))
-
-    def _fail_unwatchable_tasks(self, task_namespaces: dict[Any, str], discovery: NamespaceDiscovery) -> None:
-        """Fail running tasks whose namespace stayed unwatched, instead of holding their slots.
-
-        A namespace is only unwatched once it has no running pods of ours (after draining), or when
-        it cannot be watched at all (access revoked, namespace gone). Either way a task still
-        counted as running there would never get a final state. A forbidden namespace gets one
-        re-check interval of grace, so a brief RBAC gap (a binding being re-created) does not cost
-        the task a retry: if access comes back, the restarted watcher replays the pod's state.
-        """
-        watched = discovery.watched()
-        now = time.monotonic()
-        grace = discovery.settings.access_recheck_interval
-        for namespace in set(self._unwatched_since) & watched:
-            del self._unwatched_since[namespace]
-        for key, namespace in list(task_namespaces.items()):
+        for key, _ in self.discovery.placement.items():
             if key not in self.running:
-                del task_namespaces[key]  # finished, failed or revoked: nothing left to follow
-            elif namespace not in watched:
-                status = discovery.status(namespace)
-                since = self._unwatched_since.setdefault(namespace, now)
-                if status is not None and status.state is State.FORBIDDEN and now - since < grace:
-                    continue  # access may come back; a deleted namespace will not
-                reason = status.message if status else f"namespace '{namespace}' is no longer used"
-                message = f"{reason}; the task's pod there can no longer be watched, so the task is failed"
-                self.log.error("Task %s: %s", key, message)
-                self.fail(key, message)
-                del task_namespaces[key]
+                self.discovery.placement.remove(key)  # finished, failed or revoked
+        self._fail_unwatchable_tasks(self.discovery)
+        self._metrics.emit(self.discovery, self.kube_scheduler)
+
+    def _fail_unwatchable_tasks(self, discovery: NamespaceDiscovery) -> None:
+        """Fail running tasks whose namespace can no longer be watched, instead of holding their slots.
+
+        A namespace is only unwatched while tasks of ours are placed there when it cannot be
+        watched at all (access to pods revoked, namespace gone); a task still counted as running
+        there would never get a final state. Unknowns (API server down, review pending) and a
+        forbidden namespace whose refusal is not yet confirmed one re-check later keep their tasks.
+        """
+        if discovery.plan.cluster_wide:
+            return  # one watch sees every pod, wherever it runs
+        for key, namespace in discovery.placement.items():
+            status = discovery.status(namespace)
+            if status is None or not status.gives_up_tasks:
+                continue
+            message = f"{status.message}; the task's pod there can no longer be watched, so it is failed"
+            self.log.error("Task %s: %s", key, message)
+            self.fail(key, message)
+            discovery.placement.remove(key)
+
+    def execute_async(
+        self, key: Any, command: Any, queue: str | None = None, executor_config: Any | None = None
+    ) -> None:
+        """Refuse a malformed executor_config with what is wrong and the fix, before anything is queued.
+
+        Upstream answers every malformed form with one opaque "Invalid executor_config passed".
+        """
+        problem = executor_config_problem(executor_config)
+        if problem is None:
+            super().execute_async(key, command, queue=queue, executor_config=executor_config)
+            return
+        self.log.error("Task %s not launched: %s", key, problem)
+        if self.discovery is not None:
+            self.discovery.counters.refusals[INVALID_EXECUTOR_CONFIG] += 1
+        self.fail(key, problem)
+        self._refused_at_launch.add(key)
+
+    def _process_workloads(self, workloads: Any) -> None:
+        """cncf-kubernetes < 10.25 adds a task to ``running`` after ``execute_async``, refused or not."""
+        super()._process_workloads(workloads)
+        self.running.difference_update(self._refused_at_launch)
+        self._refused_at_launch.clear()
 
     def try_adopt_task_instances(self, tis: Sequence[TaskInstance]) -> Sequence[TaskInstance]:
         """Also look where the orphaned tasks asked to run, not only in namespaces used now.
@@ -182,16 +183,13 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
         before = set(self.running)
         super().adopt_launched_task(kube_client, pod, tis_to_flush_by_key)
         namespace = pod.metadata.namespace
-        if set(self.running) - before and self.discovery is not None:
-            if namespace not in self.discovery.watched():
-                self.discovery.adopt(namespace)
-            if isinstance(self.kube_scheduler, DynamicNamespaceKubernetesScheduler):
-                for key in set(self.running) - before:
-                    self.kube_scheduler.task_namespaces[key] = namespace
+        if self.discovery is not None:
+            for key in set(self.running) - before:
+                self.discovery.placement.place(key, namespace)  # drains it if it is no longer used
 
-    def _namespaces_changed(self, desired: frozenset[str]) -> None:
+    def _plan_changed(self, plan: WatchPlan) -> None:
         if isinstance(self.kube_scheduler, DynamicNamespaceKubernetesScheduler):
-            self.kube_scheduler.reconcile_watchers(desired)
+            self.kube_scheduler.reconcile_watchers(plan)
 
     def _list_pods(self, query_kwargs: dict[str, Any]) -> list[Any]:
         """Adoption, revocation and cleanup look in every namespace in use now, not a static list.
@@ -201,7 +199,7 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
         """
         if self.discovery is None:
             return list(super()._list_pods(query_kwargs))  # type: ignore[no-untyped-call]
-        if self.cluster_wide:
+        if self.discovery.plan.cluster_wide:
             return self._list_pods_in([], query_kwargs)  # an empty list: upstream lists everywhere
         namespaces = sorted(self.discovery.watched() | self._adoption_namespaces)
         try:
@@ -225,32 +223,32 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
         return list(super()._list_pods(query_kwargs))  # type: ignore[no-untyped-call]
 
     def _handle_pod_publish_error(self, task: KubernetesJob, e: Exception) -> bool:
+        """Refusals fail the task with their reason; an unknown defers it; a 403 is re-checked first.
+
+        Both pod-creation paths (sequential and ``async_pod_creation``) end here, with the sync or
+        the asyncio client's ApiException.
+        """
+        # No pod was created: the task is not in that namespace (a retry places it again).
+        namespace = self.discovery.placement.remove(task.key) if self.discovery else None
         if isinstance(e, NamespaceRefusedError):
+            if e.deferred:
+                self.log.warning("Task %s not launched yet: %s; trying again on the next loop", task.key, e)
+                if self.task_queue is not None:
+                    self.task_queue.put(task)
+                return True  # the rest of this loop's batch would wait for the same answer
             self._refuse(task, e.status.message, e.status.state)
             return False
-        namespace = self._launch_namespace(task)
-        if (
-            isinstance(e, ApiException)
-            and e.status == HTTPStatus.FORBIDDEN
-            and "exceeded quota" not in _api_message(e)
-            and namespace is not None
-            and self.discovery is not None
-        ):
-            status = self.discovery.invalidate(namespace, f"creating a pod was refused: {_api_message(e)}")
-            if status.state is not State.PERMITTED:
+        if _is_forbidden(e) and namespace is not None and self.discovery is not None:
+            status = self.discovery.recheck(namespace, f"creating a pod was refused: {_api_message(e)}")
+            if status.state not in (State.PERMITTED, State.PENDING):
                 self._refuse(task, status.message, status.state)
                 return False
         return bool(super()._handle_pod_publish_error(task, e))
 
-    def _launch_namespace(self, task: KubernetesJob) -> str | None:
-        if isinstance(self.kube_scheduler, DynamicNamespaceKubernetesScheduler):
-            return self.kube_scheduler.task_namespaces.get(task.key)
-        return None
-
     def _refuse(self, task: KubernetesJob, message: str, state: State) -> None:
         self.log.error("Task %s not launched: %s", task.key, message)
         if self.discovery is not None:
-            self.discovery.counters[f"refused: {state.value}"] += 1
+            self.discovery.counters.refusals[state.value] += 1
         self.fail(task.key, message)
         self.task_publish_retries.pop(task.key, None)
 
@@ -272,15 +270,18 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
             super().end()
 
 
-def _may_watch_pods_everywhere(api_client: Any) -> bool:
-    api = client.AuthorizationV1Api(api_client)
-    try:
-        return all(access_allowed(api, Permission(verb, "pods"), None) for verb in ("list", "watch"))
-    except ApiException:
-        return False
+def _is_forbidden(err: Exception) -> bool:
+    """A 403 from either client that is about RBAC (a quota refusal is retried by upstream)."""
+    from kubernetes_asyncio.client.exceptions import ApiException as AsyncApiException  # noqa: PLC0415
+
+    return (
+        isinstance(err, (ApiException, AsyncApiException))
+        and err.status == HTTPStatus.FORBIDDEN
+        and "exceeded quota" not in _api_message(err)
+    )
 
 
-def _api_message(err: ApiException) -> str:
+def _api_message(err: Any) -> str:
     try:
         return str(json.loads(err.body or "{}").get("message", err.reason))
     except (ValueError, TypeError, AttributeError):

@@ -1,21 +1,25 @@
 """Discovery metrics through Airflow's Stats, emitted on the scheduler heartbeat.
 
-Gauges describe the state table as it is now; counters are sent as deltas of the engine's running
-totals, so a restart of the scheduler never makes a counter go backwards in StatsD.
+Gauges describe the state table and the loops as they are now; counters are sent as deltas of the
+controller's running totals, so a restart of the scheduler never makes a counter go backwards.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from airflow.providers.common.compat.sdk import Stats
 
-from airflow_provider_nsdiscovery.discovery.state import State
+from airflow_provider_nsdiscovery.discovery.status import State
 
 if TYPE_CHECKING:
-    from airflow_provider_nsdiscovery.discovery.engine import NamespaceDiscovery
+    from airflow_provider_nsdiscovery.discovery.controller import NamespaceDiscovery
+    from airflow_provider_nsdiscovery.executors.scheduler import DynamicNamespaceKubernetesScheduler
+
+log = logging.getLogger(__name__)
 
 PREFIX = "kubernetes_namespace_discovery"
 
@@ -23,26 +27,51 @@ PREFIX = "kubernetes_namespace_discovery"
 class DiscoveryMetrics:
     def __init__(self) -> None:
         self._sent: Counter[str] = Counter()
+        self._unhealthy: frozenset[str] = frozenset()
 
-    def emit(self, discovery: NamespaceDiscovery, watchers_running: int) -> None:
+    def emit(self, discovery: NamespaceDiscovery, scheduler: DynamicNamespaceKubernetesScheduler) -> None:
         states = Counter(status.state for status in discovery.table.snapshot().values())
         for state in State:
             Stats.gauge(f"{PREFIX}.namespaces", states[state], tags={"state": state.value})
         Stats.gauge(f"{PREFIX}.permitted_namespaces", states[State.PERMITTED])
-        Stats.gauge(f"{PREFIX}.watchers_running", watchers_running)
+        Stats.gauge(f"{PREFIX}.watchers_running", len(scheduler.kube_watchers))
+        Stats.gauge(f"{PREFIX}.pods_left_behind", len(scheduler.cleanup.pending))
+        self._emit_loops(discovery, scheduler)
         counters = discovery.counters
-        hits, misses = counters["validation cache hit"], counters["validation cache miss"]
+        hits, misses = counters.validation_hits, counters.validation_misses
         if hits + misses:
             Stats.gauge(f"{PREFIX}.validation_cache_hit_ratio", hits / (hits + misses))
-        for name, total in list(counters.items()):
-            delta = total - self._sent[name]
+        totals: dict[tuple[str, str], int] = {
+            **{("api_requests", kind): n for kind, n in counters.requests.items()},
+            **{("refusals", reason): n for reason, n in counters.refusals.items()},
+            ("reconcile_retries", ""): counters.retries,
+        }
+        for (metric, tag), total in totals.items():
+            key = f"{metric}:{tag}"
+            delta = total - self._sent[key]
             if delta <= 0:
                 continue
-            self._sent[name] = total
-            if name.startswith("api: "):
-                Stats.incr(f"{PREFIX}.api_requests", delta, tags={"request": name.removeprefix("api: ")})
-            elif name.startswith("refused: "):
-                Stats.incr(f"{PREFIX}.refusals", delta, tags={"reason": name.removeprefix("refused: ")})
+            self._sent[key] = total
+            tags = {"request" if metric == "api_requests" else "reason": tag} if tag else None
+            Stats.incr(f"{PREFIX}.{metric}", delta, tags=tags)
         while discovery.discovery_latencies:
             seconds = discovery.discovery_latencies.popleft()
             Stats.timing(f"{PREFIX}.discovery_latency", timedelta(seconds=seconds))
+
+    def _emit_loops(
+        self, discovery: NamespaceDiscovery, scheduler: DynamicNamespaceKubernetesScheduler
+    ) -> None:
+        """Liveness of every supervised loop: a gauge, and a log line when the set of failing ones changes."""
+        loops = [*discovery.health(), *scheduler.watcher_health()]
+        if scheduler.cleanup.health is not None:
+            loops.append(scheduler.cleanup.health)
+        unhealthy = frozenset(loop.describe() for loop in loops if not loop.healthy)
+        Stats.gauge(f"{PREFIX}.loops", len(loops) - len(unhealthy), tags={"health": "ok"})
+        Stats.gauge(f"{PREFIX}.loops", len(unhealthy), tags={"health": "failing"})
+        names = frozenset(text.split(":", 1)[0] for text in unhealthy)
+        if names != self._unhealthy:
+            self._unhealthy = names
+            if unhealthy:
+                log.warning("discovery loops not healthy: %s", "; ".join(sorted(unhealthy)))
+            else:
+                log.info("all %d discovery loops are healthy", len(loops))

@@ -20,6 +20,7 @@ from airflow.providers.cncf.kubernetes.executors.kubernetes_executor_utils impor
 from kubernetes import client
 from urllib3.exceptions import ReadTimeoutError
 
+from airflow_provider_nsdiscovery.loops import LoopHealth, run_supervised
 from airflow_provider_nsdiscovery.streaming import Backoff, Interruptible
 
 log = logging.getLogger(__name__)
@@ -32,16 +33,20 @@ class _InterruptibleCoreV1:
     events, hence ``functools.wraps``.
     """
 
-    def __init__(self, api: client.CoreV1Api, stream: Interruptible) -> None:
+    def __init__(self, api: client.CoreV1Api, stream: Interruptible, on_open: Callable[[], None]) -> None:
         self._api = api
-        self.list_namespaced_pod = self._tracked(api.list_namespaced_pod, stream)
-        self.list_pod_for_all_namespaces = self._tracked(api.list_pod_for_all_namespaces, stream)
+        self.list_namespaced_pod = self._tracked(api.list_namespaced_pod, stream, on_open)
+        self.list_pod_for_all_namespaces = self._tracked(api.list_pod_for_all_namespaces, stream, on_open)
 
     @staticmethod
-    def _tracked(method: Callable[..., Any], stream: Interruptible) -> Callable[..., Any]:
+    def _tracked(
+        method: Callable[..., Any], stream: Interruptible, on_open: Callable[[], None]
+    ) -> Callable[..., Any]:
         @functools.wraps(method)
         def tracked(*args: Any, **kwargs: Any) -> Any:
-            return stream.track(method(*args, **kwargs))
+            response = stream.track(method(*args, **kwargs))
+            on_open()  # the API server answered: the watch is open
+            return response
 
         return tracked
 
@@ -52,8 +57,9 @@ class _InterruptibleCoreV1:
 class ThreadedPodWatcher(threading.Thread):
     """Watches one namespace's executor pods; behaves like a watcher process to upstream code.
 
-    ``on_forbidden`` is told when the API server refuses the watch: the namespace's access
-    decision is stale and must be re-reviewed, and retrying the watch would only spin.
+    The thread is supervised: no exception ends it, only :meth:`terminate`. A 403 tells
+    ``on_forbidden`` at once (the namespace's access decision is stale and is re-reviewed, which
+    decides whether this watcher is still wanted) and the watch is retried with backoff meanwhile.
     """
 
     def __init__(
@@ -65,42 +71,33 @@ class ThreadedPodWatcher(threading.Thread):
         super().__init__(name=f"nsd-pod-watcher-{job_watcher.namespace}", daemon=True)
         self._job_watcher = job_watcher
         self._stream = Interruptible()
-        self._api = _InterruptibleCoreV1(api, self._stream)
+        self.health = LoopHealth(self.name)
+        self._api = _InterruptibleCoreV1(api, self._stream, self.health.progressed)
         self._on_forbidden = on_forbidden
-        self._backoff = Backoff(initial=0.5)
 
     @property
     def namespace(self) -> str:
         return str(self._job_watcher.namespace)
 
     def run(self) -> None:
-        watcher = self._job_watcher
-        while not self._stream.stopped.is_set():
-            try:
-                watcher.resource_version = watcher._run(
-                    self._api, watcher.resource_version, watcher.scheduler_job_id, watcher.kube_config
-                )
-                self._backoff.reset()
-            except ReadTimeoutError:
-                continue  # a quiet namespace; upstream restarts the watch the same way
-            except client.ApiException as err:
-                if self._stream.stopped.is_set():
-                    return
-                if err.status == HTTPStatus.FORBIDDEN:
-                    self._on_forbidden(self.namespace, f"watching pods was refused: {err.reason}")
-                    return
-                self._retry(err)
-            except Exception as err:
-                if self._stream.stopped.is_set():
-                    return
-                self._retry(err)
+        run_supervised(self.health, self._watch_once, self._stream.stopped, Backoff(initial=0.5))
 
-    def _retry(self, err: Exception) -> None:
-        # "0" re-lists from the server's cache: events missed while disconnected come back as ADDED.
-        self._job_watcher.resource_version = "0"
-        delay = self._backoff.next_delay()
-        log.warning("pod watch in namespace '%s' failed (%r); retrying in %.1fs", self.namespace, err, delay)
-        self._stream.stopped.wait(delay)
+    def _watch_once(self) -> None:
+        watcher = self._job_watcher
+        try:
+            watcher.resource_version = watcher._run(
+                self._api, watcher.resource_version, watcher.scheduler_job_id, watcher.kube_config
+            )
+        except ReadTimeoutError:
+            return  # a quiet namespace; upstream restarts the watch the same way
+        except Exception as err:
+            if self._stream.stopped.is_set():
+                return
+            # "0" re-lists from the server's cache: events missed while disconnected come back as ADDED.
+            watcher.resource_version = "0"
+            if isinstance(err, client.ApiException) and err.status == HTTPStatus.FORBIDDEN:
+                self._on_forbidden(self.namespace, f"watching pods was refused: {err.reason}")
+            raise
 
     def terminate(self) -> None:
         self._stream.stop()

@@ -1,13 +1,17 @@
-"""The upstream AirflowKubernetesScheduler with watchers and pod launches driven by discovery."""
+"""The upstream AirflowKubernetesScheduler with watchers, launches and clean-ups driven by discovery."""
 
 from __future__ import annotations
 
 import copy
 import random
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.cncf.kubernetes.exceptions import PodReconciliationError
-from airflow.providers.cncf.kubernetes.executors.kubernetes_executor_types import ALL_NAMESPACES
+from airflow.providers.cncf.kubernetes.executors.kubernetes_executor_types import (
+    ALL_NAMESPACES,
+    POD_EXECUTOR_DONE_KEY,
+)
 from airflow.providers.cncf.kubernetes.executors.kubernetes_executor_utils import (
     AirflowKubernetesScheduler,
     KubernetesJobWatcher,
@@ -15,8 +19,12 @@ from airflow.providers.cncf.kubernetes.executors.kubernetes_executor_utils impor
 )
 from kubernetes import client
 
-from airflow_provider_nsdiscovery.discovery.state import NamespaceStatus
+from airflow_provider_nsdiscovery.cleanup import PodCleanup, PodCleanupJob
+from airflow_provider_nsdiscovery.discovery.controller import CLUSTER_SCOPE, WatchPlan
+from airflow_provider_nsdiscovery.discovery.source import REQUEST_TIMEOUT
+from airflow_provider_nsdiscovery.discovery.status import NamespaceStatus, State
 from airflow_provider_nsdiscovery.executors.pod_watcher import ThreadedPodWatcher
+from airflow_provider_nsdiscovery.loops import LoopHealth
 from airflow_provider_nsdiscovery.validation import NamespaceRefusal, check_pod_namespace
 from airflow_provider_nsdiscovery.watchers.reconciler import WatcherSet
 
@@ -24,7 +32,7 @@ if TYPE_CHECKING:
     from airflow.providers.cncf.kubernetes.executors.kubernetes_executor_types import KubernetesJob
     from kubernetes.client import models as k8s
 
-    from airflow_provider_nsdiscovery.discovery.engine import NamespaceDiscovery
+    from airflow_provider_nsdiscovery.discovery.controller import NamespaceDiscovery
 
 # Watches hold one connection each for minutes; the pool must keep them all instead of
 # discarding and re-opening connections once more namespaces are watched than its default size.
@@ -48,35 +56,34 @@ class NamespaceRefusedError(PodReconciliationError):
         super().__init__(status.message)
         self.status = status
 
+    @property
+    def deferred(self) -> bool:
+        """No answer yet (the API server is slow or down): try the task again later, do not fail it."""
+        return self.status.state is State.PENDING
+
 
 class DynamicNamespaceKubernetesScheduler(AirflowKubernetesScheduler):
-    """Watchers follow ``discovery``'s desired set; every pod is checked before it is created.
+    """Watchers follow ``discovery``'s plan; every pod is checked before it is created.
 
     ``kube_watchers`` stays the dict upstream iterates for health checks and shutdown, but it is
     owned by a :class:`WatcherSet`, and the watchers in it are threads, not processes.
     """
 
-    def __init__(
-        self, *args: Any, discovery: NamespaceDiscovery, cluster_wide: bool = False, **kwargs: Any
-    ) -> None:
+    def __init__(self, *args: Any, discovery: NamespaceDiscovery, **kwargs: Any) -> None:
         self.discovery = discovery
-        # When the identity may list and watch pods everywhere, one cluster-wide watch replaces
-        # one watch per namespace; which namespaces may receive pods is still up to discovery.
-        self.cluster_wide = cluster_wide
         self._watchers: WatcherSet[ThreadedPodWatcher] = WatcherSet(self._make_kube_watcher)
-        # Where each task's pod is, so a 403 on create can be pinned on a namespace and tasks can be
-        # failed when their namespace can no longer be watched. The executor prunes finished keys.
-        self.task_namespaces: dict[Any, str] = {}
+        self.cleanup = PodCleanup(self._clean_up)
         super().__init__(*args, **kwargs)
         configuration = copy.deepcopy(self.kube_client.api_client.configuration)
         configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize, WATCH_POOL_SIZE)
         self._watch_api = client.CoreV1Api(client.ApiClient(configuration))
-        self.reconcile_watchers(discovery.watched())
+        self.cleanup.start()
+        self.reconcile_watchers(discovery.plan)
 
-    def reconcile_watchers(self, desired: frozenset[str]) -> None:
+    def reconcile_watchers(self, plan: WatchPlan) -> None:
         if not hasattr(self, "_watch_api"):  # discovery may call back while upstream __init__ runs
             return
-        self._watchers.reconcile({ALL_NAMESPACES} if self.cluster_wide else desired)
+        self._watchers.reconcile({ALL_NAMESPACES} if plan.cluster_wide else plan.namespaces)
 
     def _make_kube_watchers(self) -> dict[str, ThreadedPodWatcher]:  # type: ignore[override]
         return self._watchers.running
@@ -109,17 +116,72 @@ class DynamicNamespaceKubernetesScheduler(AirflowKubernetesScheduler):
         config.kube_client_request_args = args
         return config
 
+    def watcher_health(self) -> list[LoopHealth]:
+        return [watcher.health for watcher in self._watchers.running.values()]
+
     def _watch_refused(self, namespace: str, why: str) -> None:
-        self.discovery.invalidate(namespace, why)
+        self.discovery.invalidate(CLUSTER_SCOPE if namespace == ALL_NAMESPACES else namespace, why)
 
     def _health_check_kube_watchers(self) -> None:
-        self.reconcile_watchers(self.discovery.watched())
+        self.reconcile_watchers(self.discovery.plan)
 
     def _build_pod_request(self, next_job: KubernetesJob) -> k8s.V1Pod:
         pod = super()._build_pod_request(next_job)
-        self.task_namespaces[next_job.key] = pod.metadata.namespace
         try:
             check_pod_namespace(pod, self.discovery.check, team=self.team_name)
         except NamespaceRefusal as refusal:
             raise NamespaceRefusedError(refusal.status) from None
+        # Place, then look again: discovery marks a namespace as taking no new tasks before it
+        # counts the tasks placed there, so either it counts this one (and keeps watching), or
+        # this second look sees the change and the task waits for the next loop. The executor's
+        # error handler takes the task out again whenever no pod is created.
+        namespace = pod.metadata.namespace
+        self.discovery.placement.place(next_job.key, namespace)
+        now = self.discovery.status(namespace)
+        if now is None or now.state is not State.PERMITTED:
+            raise NamespaceRefusedError(
+                NamespaceStatus(namespace, State.PENDING, "it changed during the launch")
+            )
         return pod
+
+    def delete_pod(self, pod_name: str, namespace: str) -> None:
+        self._clean_up_or_defer(PodCleanupJob("delete", namespace, pod_name))
+
+    def patch_pod_executor_done(self, *, pod_name: str, namespace: str) -> None:
+        self._clean_up_or_defer(PodCleanupJob("mark done", namespace, pod_name))
+
+    def _clean_up_or_defer(self, job: PodCleanupJob) -> None:
+        """Never raise into upstream's result loop, which would re-read the result forever."""
+        try:
+            self._clean_up(job)
+        except Exception as err:
+            self.cleanup.defer(job, err)
+
+    def _clean_up(self, job: PodCleanupJob) -> None:
+        """Upstream's clean-up calls, bounded in time; upstream's own wait forever on a frozen server."""
+        request_args = {
+            **(self.kube_config.kube_client_request_args or {}),
+            "_request_timeout": REQUEST_TIMEOUT,
+        }
+        try:
+            if job.action == "delete":
+                self.kube_client.delete_namespaced_pod(
+                    job.pod,
+                    job.namespace,
+                    body=client.V1DeleteOptions(**self.kube_config.delete_option_kwargs),
+                    **request_args,
+                )
+            else:
+                self.kube_client.patch_namespaced_pod(
+                    name=job.pod,
+                    namespace=job.namespace,
+                    body={"metadata": {"labels": {POD_EXECUTOR_DONE_KEY: "True"}}},
+                    **request_args,
+                )
+        except client.ApiException as err:
+            if err.status != HTTPStatus.NOT_FOUND:  # gone already: nothing left to clean
+                raise
+
+    def terminate(self) -> None:
+        self.cleanup.stop()
+        super().terminate()

@@ -34,7 +34,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Literal, NoReturn, Protocol, TypeVar
@@ -375,7 +375,7 @@ class Cluster(abc.ABC):
         if container is None:
             names = [c.name for c in pod.spec.containers]
             raise ValueError(f"pod {namespace}/{name} has no container {CONTAINER_NAME!r}: {names}")
-        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         started = pod.status.start_time.strftime("%Y-%m-%dT%H:%M:%SZ") if pod.status.start_time else now
         container_id = f"containerd://{uuid.uuid5(uuid.NAMESPACE_URL, f'{namespace}/{name}').hex}"
         state: dict[str, object]
@@ -609,7 +609,7 @@ def _write_pki(directory: Path) -> None:
     ECDSA keeps generation instant; the extensions satisfy strict X.509 verification
     (Python 3.13's default) as well as Go's.
     """
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     not_before, not_after = now - timedelta(minutes=5), now + timedelta(days=7)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "nsdiscovery-test-ca")])

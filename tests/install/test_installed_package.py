@@ -6,38 +6,107 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from dataclasses import dataclass
+from email.message import Message
+from email.parser import Parser
+from importlib import metadata
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 
 from airflow_provider_nsdiscovery.config import SECTION
-from airflow_provider_nsdiscovery.get_provider_info import EXECUTOR, get_provider_info
+from airflow_provider_nsdiscovery.get_provider_info import EXECUTOR, PACKAGE, get_provider_info
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
 class Installed:
+    wheel: Path
     site: Path
 
     def run(self, *args: str) -> str:
         # The wheel's directory first on the path, and a cwd outside the checkout, so neither the
-        # source tree nor an editable install can stand in for what `pip install .` produced.
+        # source tree nor an editable install can stand in for what the wheel installed.
         env = {**os.environ, "PYTHONPATH": str(self.site)}
         return subprocess.run(
             [sys.executable, *args], env=env, cwd=self.site, capture_output=True, text=True, check=True
         ).stdout
 
+    def dist_info(self, name: str) -> bytes:
+        with zipfile.ZipFile(self.wheel) as wheel:
+            (path,) = [
+                n for n in wheel.namelist() if n.split("/")[0].endswith(".dist-info") and n.endswith(name)
+            ]
+            return wheel.read(path)
+
+    def metadata(self) -> Message:
+        return Parser().parsestr(self.dist_info("/METADATA").decode())
+
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    dist = tmp_path_factory.mktemp("dist")
     site = tmp_path_factory.mktemp("site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--wheel-dir", str(dist), str(REPO)],
         check=True,
     )
-    return Installed(site)
+    (wheel,) = dist.glob("*.whl")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
+        check=True,
+    )
+    return Installed(wheel, site)
+
+
+# the wheel's metadata --------------------------------------------------------------------------
+
+
+def test_the_wheel_carries_the_apache_license(installed: Installed) -> None:
+    assert installed.metadata()["License-Expression"] == "Apache-2.0"
+    assert installed.dist_info("/licenses/LICENSE") == (REPO / "LICENSE").read_bytes()
+
+
+def test_the_wheel_is_classified_as_an_airflow_provider(installed: Installed) -> None:
+    """PyPI and Airflow's provider listings search by this classifier."""
+    assert "Framework :: Apache Airflow :: Provider" in installed.metadata().get_all("Classifier", [])
+
+
+def test_python_floor_is_the_highest_one_among_the_dependencies(installed: Installed) -> None:
+    """A lower floor lets pip start on an interpreter it then finds no dependencies for; a higher
+    one shuts out interpreters that would work. Compared with the installed dependencies."""
+    ours = SpecifierSet(installed.metadata()["Requires-Python"])
+    (floor,) = (spec.version for spec in ours if spec.operator == ">=")
+    major, minor = map(int, floor.split("."))
+    dependencies = [
+        Requirement(line)
+        for line in installed.metadata().get_all("Requires-Dist", [])
+        if "extra ==" not in line
+    ]
+    theirs = {
+        dep.name: SpecifierSet(metadata.metadata(dep.name).get("Requires-Python") or "")
+        for dep in dependencies
+    }
+
+    assert {name: f"{floor}.0" in spec for name, spec in theirs.items()} == dict.fromkeys(theirs, True)
+    assert any(f"{major}.{minor - 1}.99" not in spec for spec in theirs.values())
+
+
+def test_airflow_shows_the_documentation_url_of_the_project_urls(installed: Installed) -> None:
+    urls = dict(entry.split(", ", 1) for entry in installed.metadata().get_all("Project-URL", []))
+    assert set(urls) >= {"Documentation", "Source", "Changelog"}
+
+    out = installed.run("-m", "airflow", "providers", "get", PACKAGE, "--full", "-o", "json")
+
+    (info,) = json.loads(out)
+    assert info["documentation-url"] == urls["Documentation"]
+
+
+# the installed package -------------------------------------------------------------------------
 
 
 def test_the_installed_executor_imports_from_the_wheel(installed: Installed) -> None:

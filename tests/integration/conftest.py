@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import random
+import signal
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -19,12 +21,14 @@ from tests.harness.controlplane import (
     NAMESPACE_READ_RULES,
     POD_RULES,
     Cluster,
+    ControlPlane,
     Identity,
     NamespaceFactory,
     find_binaries,
     require_cluster,
 )
 from tests.integration.executor_helpers import TEMPLATE, Executor
+from tests.integration.waiting import wait_until
 
 _HERE = Path(__file__).parent
 
@@ -126,7 +130,6 @@ def make_executor(
             "KUBERNETES_EXECUTOR__WORKER_CONTAINER_TAG": "1.36",
             "KUBERNETES_EXECUTOR__POD_LAUNCH_FAILURE_RETRIES": "0",
             "KUBERNETES_NAMESPACE_DISCOVERY__LABEL_SELECTOR": f"{selector_label}=true",
-            "KUBERNETES_NAMESPACE_DISCOVERY__DRAIN_POLL_INTERVAL": "0.2",
             **{f"KUBERNETES_NAMESPACE_DISCOVERY__{k.upper()}": v for k, v in discovery.items()},
         }
         for key, value in env.items():
@@ -140,3 +143,34 @@ def make_executor(
     yield make
     for executor in started:
         executor.end()
+
+
+@pytest.fixture
+def outage(
+    control_plane: Cluster,
+    admin: client.CoreV1Api,
+    ns_factory: NamespaceFactory,
+    make_executor: Callable[..., Executor],
+) -> Iterator[Cluster]:
+    """The session's control plane, for a test to crash or freeze; it answers again once the
+    test is over.
+
+    Requesting ns_factory and make_executor first means this teardown runs before theirs, so the
+    executors stop and the namespaces are deleted against a healthy API server.
+    """
+    yield control_plane
+    if isinstance(control_plane, ControlPlane):  # a restart that failed half-way left a process dead
+        with contextlib.suppress(ProcessLookupError, RuntimeError):
+            os.kill(control_plane.apiserver_pid, signal.SIGCONT)  # a frozen one thaws
+        if control_plane._etcd is None or control_plane._etcd.poll() is not None:
+            control_plane._start_etcd()
+        if control_plane._apiserver is None or control_plane._apiserver.poll() is not None:
+            control_plane._start_apiserver()
+
+    def answers() -> bool:
+        with contextlib.suppress(ApiException, urllib3.exceptions.HTTPError):
+            admin.list_namespace(limit=1, _request_timeout=5)
+            return True
+        return False
+
+    wait_until(answers, "the control plane to answer again", timeout=60.0)

@@ -45,12 +45,16 @@ def pod_of(admin: client.CoreV1Api, executor: Executor, key: TaskInstanceKey) ->
     return pods[0]
 
 
-def sync_until(executor: Executor, condition: Callable[[], object], what: str) -> None:
+def sync_until(
+    executor: Executor, condition: Callable[[], object], what: str, *, timeout: float = 10.0
+) -> None:
+    """Heartbeat the executor as the scheduler would until ``condition()`` holds."""
+
     def step() -> object:
         executor.sync()
         return condition()
 
-    wait_until(step, what)
+    wait_until(step, what, timeout=timeout)
 
 
 def watched(executor: Executor) -> set[str]:

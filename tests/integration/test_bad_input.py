@@ -5,6 +5,7 @@ Each test ends by asking the API server, as admin, for this executor's pods in e
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,7 @@ from kubernetes.client import models as k8s
 
 from airflow_provider_nsdiscovery.discovery.tenancy import ALLOWED_DAGS
 from airflow_provider_nsdiscovery.executors import DynamicNamespaceKubernetesExecutor
+from tests.executor_config_forms import MALFORMED
 from tests.harness.controlplane import POD_RULES, Cluster, Identity
 from tests.integration.executor_helpers import TEMPLATE, Executor, launch, pod_of, worker_pods
 
@@ -87,23 +89,19 @@ def test_missing_or_unreadable_kube_config_fails_start_with_the_path_and_the_fix
     assert os.environ["AIRFLOW__KUBERNETES_EXECUTOR__CONFIG_FILE"] == str(path)
 
 
-@pytest.mark.parametrize(
-    "executor_config",
-    [
-        "team-a",
-        {"pod_override": {"metadata": {"namespace": "team-a"}}},
-        {"pod_override": "namespace: team-a"},
-    ],
-    ids=["not-a-dict", "pod-override-dict", "pod-override-string"],
-)
-def test_malformed_executor_config_fails_the_task_and_creates_no_pod(
-    executor_config: Any, admin: client.CoreV1Api, make_executor: Callable[..., Executor]
+@pytest.mark.parametrize(("executor_config", "message", "upstream"), MALFORMED)
+def test_each_malformed_executor_config_fails_the_task_with_what_is_wrong_and_the_fix_and_creates_no_pod(
+    executor_config: Any,
+    message: str,
+    upstream: str,
+    admin: client.CoreV1Api,
+    make_executor: Callable[..., Executor],
 ) -> None:
     executor = make_executor()
 
-    key = _run(executor, executor_config)
+    key = _run(executor, copy.deepcopy(executor_config))
 
-    assert "Invalid executor_config" in _failed_with(executor, key)
+    assert _failed_with(executor, key) == message
     assert worker_pods(admin, executor) == []
 
 

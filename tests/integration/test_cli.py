@@ -18,7 +18,8 @@ import pytest
 import yaml
 from kubernetes import client, utils
 
-from airflow_provider_nsdiscovery.discovery.access import REQUIRED_PERMISSIONS, Permission, access_allowed
+from airflow_provider_nsdiscovery.discovery.access import access_allowed
+from airflow_provider_nsdiscovery.discovery.permissions import REQUIRED_PERMISSIONS, Permission
 from airflow_provider_nsdiscovery.get_provider_info import EXECUTOR
 from tests.harness.controlplane import NAMESPACE_READ_RULES, POD_RULES, Cluster, Identity
 from tests.integration.waiting import wait_until
@@ -133,7 +134,7 @@ def test_list_shows_the_state_table_as_table_and_json(
     rows = {row["namespace"]: row for row in json.loads(listed.stdout)}
     assert set(rows) == {scheduler.namespace, permitted, forbidden}
     assert rows[forbidden]["state"] == "forbidden"
-    assert rows[forbidden]["watcher"] == "False"
+    assert rows[forbidden]["watcher"] is False
     assert rows[forbidden]["reason"].startswith(f"scheduler identity {scheduler.username} lacks: create pods")
     assert rows[forbidden]["fix"].startswith(f"kubectl -n {forbidden} create role airflow-task-pods")
     assert rows[permitted]["fix"] is None
@@ -204,7 +205,7 @@ def test_check_without_rbac_prints_a_role_that_fixes_it(
 
     assert result.returncode == 1
     (report,) = json.loads(result.stdout)
-    assert (report["usable"], report["state"]) == ("False", "forbidden")
+    assert (report["usable"], report["state"]) == (False, "forbidden")
     assert report["missing"] == ["watch pods", "get pods/log"]
     assert (
         report["reason"]
@@ -219,7 +220,7 @@ def test_check_without_rbac_prints_a_role_that_fixes_it(
     assert run("check", team).returncode == 0
 
 
-def test_check_home_namespace_reviews_the_rights_discovery_takes_for_granted(
+def test_check_home_namespace_is_forbidden_like_any_other_when_the_scheduler_lacks_pod_rights_there(
     control_plane: Cluster, ns_factory: Callable[..., str], scheduler: Identity, run: Run
 ) -> None:
     assert run("check", scheduler.namespace).returncode == 0
@@ -230,7 +231,7 @@ def test_check_home_namespace_reviews_the_rights_discovery_takes_for_granted(
 
     assert result.returncode == 1, result.stdout + result.stderr
     (report,) = json.loads(result.stdout)
-    assert (report["state"], report["usable"]) == ("permitted", "False")
+    assert (report["state"], report["usable"]) == ("forbidden", False)
     assert report["missing"] == [str(p) for p in REQUIRED_PERMISSIONS]
 
 

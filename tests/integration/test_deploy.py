@@ -20,9 +20,10 @@ from kubernetes.client.exceptions import ApiException
 
 from airflow_provider_nsdiscovery.cli.format import role_rules
 from airflow_provider_nsdiscovery.config import DiscoverySettings
-from airflow_provider_nsdiscovery.discovery.access import REQUIRED_PERMISSIONS, Permission, access_allowed
-from airflow_provider_nsdiscovery.discovery.engine import NamespaceDiscovery
-from airflow_provider_nsdiscovery.discovery.state import State
+from airflow_provider_nsdiscovery.discovery.access import access_allowed
+from airflow_provider_nsdiscovery.discovery.controller import NamespaceDiscovery
+from airflow_provider_nsdiscovery.discovery.permissions import REQUIRED_PERMISSIONS, Permission
+from airflow_provider_nsdiscovery.discovery.status import State
 from airflow_provider_nsdiscovery.get_provider_info import EXECUTOR, OPTIONS
 from tests.harness.controlplane import Cluster, Identity
 from tests.integration.waiting import wait_until
@@ -90,10 +91,8 @@ def discover() -> Iterator[Callable[[Identity], NamespaceDiscovery]]:
 
     def start(identity: Identity) -> NamespaceDiscovery:
         # Defaults as deploy/helm-values.yaml leaves them: selector airflow-enabled=true.
-        discovery = NamespaceDiscovery(
-            DiscoverySettings(home_namespace=SCHEDULER_NAMESPACE),
-            identity.api_client,
-            active_pod_selector="airflow-worker=deploy-test",
+        discovery = NamespaceDiscovery.connect(
+            DiscoverySettings(home_namespace=SCHEDULER_NAMESPACE), identity.api_client
         )
         discovery.start()
         started.append(discovery)

@@ -10,8 +10,8 @@ import pytest
 from kubernetes import client
 
 from airflow_provider_nsdiscovery.config import DiscoverySettings
-from airflow_provider_nsdiscovery.discovery.engine import NamespaceDiscovery
-from airflow_provider_nsdiscovery.discovery.state import State
+from airflow_provider_nsdiscovery.discovery.controller import NamespaceDiscovery, WatchPlan
+from airflow_provider_nsdiscovery.discovery.status import State
 from tests.harness.controlplane import POD_RULES, Cluster, Identity
 from tests.integration.waiting import wait_until
 
@@ -29,9 +29,7 @@ def start_discovery(scheduler: Identity, selector_label: str) -> Iterator[Callab
             access_recheck_interval=overrides.pop("access_recheck_interval", 60.0),
             **overrides,
         )
-        discovery = NamespaceDiscovery(
-            settings, identity.api_client, active_pod_selector="airflow-worker=test"
-        )
+        discovery = NamespaceDiscovery.connect(settings, identity.api_client)
         discovery.start()
         started.append(discovery)
         return discovery
@@ -137,19 +135,19 @@ def test_label_added_at_runtime_starts_watching_and_label_removed_stops(
 ) -> None:
     team = ns_factory()
     control_plane.grant(scheduler, team, POD_RULES)
-    changes: list[frozenset[str]] = []
+    changes: list[WatchPlan] = []
     discovery = start_discovery()
     discovery._on_change = changes.append
     assert team not in discovery.watched()
 
     control_plane.label_namespace(team, {selector_label: "true"})
     wait_until(lambda: team in discovery.watched(), f"{team} watched after labelling")
-    assert changes[-1] == {scheduler.namespace, team}
+    assert changes[-1].namespaces == {scheduler.namespace, team}
 
     control_plane.label_namespace(team, {selector_label: None})
     wait_until(lambda: team not in discovery.watched(), f"{team} unwatched after unlabelling")
     assert _state(discovery, team) is State.NOT_SELECTED
-    assert changes[-1] == {scheduler.namespace}
+    assert changes[-1].namespaces == {scheduler.namespace}
 
 
 def test_deleted_namespace_stops_being_watched(
@@ -191,7 +189,7 @@ def test_rolebinding_removed_at_runtime_is_forbidden_within_the_recheck_interval
     assert team not in discovery.watched()
 
 
-def test_invalidate_after_a_403_re_reviews_at_once(
+def test_recheck_after_a_403_re_reviews_at_once(
     control_plane: Cluster,
     ns_factory: Callable[..., str],
     scheduler: Identity,
@@ -204,7 +202,7 @@ def test_invalidate_after_a_403_re_reviews_at_once(
     control_plane.revoke(scheduler, team)
     assert _state(discovery, team) is State.PERMITTED  # nothing re-checks for an hour
 
-    status = discovery.invalidate(team, "creating a pod was refused")
+    status = discovery.recheck(team, "creating a pod was refused")
 
     assert status.state is State.FORBIDDEN
     assert team not in discovery.watched()

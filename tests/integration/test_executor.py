@@ -15,7 +15,7 @@ from airflow.utils.state import TaskInstanceState
 from kubernetes import client
 from kubernetes.client import models as k8s
 
-from airflow_provider_nsdiscovery.discovery.state import State
+from airflow_provider_nsdiscovery.discovery.status import State
 from tests.harness.controlplane import NAMESPACE_READ_RULES, POD_RULES, Cluster, Identity
 from tests.integration.executor_helpers import (
     Executor,
@@ -83,7 +83,7 @@ def test_a_namespace_labelled_a_moment_ago_is_accepted_before_its_watch_event(
     control_plane.grant(scheduler, team, POD_RULES)
     executor = make_executor()
     assert executor.discovery is not None
-    executor.discovery._watch.stop()  # no watch events from here on: only the on-demand check can see it
+    executor.discovery._source.stop()  # no watch events from here on: only the on-demand check can see it
 
     control_plane.label_namespace(team, {selector_label: "true"})
     key = launch(executor, team)
@@ -328,7 +328,7 @@ def test_an_identity_that_may_watch_pods_everywhere_uses_one_cluster_wide_watch(
 
     executor = make_executor(identity)
 
-    assert executor.cluster_wide
+    assert executor.discovery.plan.cluster_wide
     assert watched(executor) == {"ALL_NAMESPACES"}
     assert executor.discovery is not None
     assert executor.discovery.watched() == {home, team}

@@ -13,7 +13,6 @@ sure it answers again before anything else runs.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
 import queue
@@ -27,88 +26,34 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TextIO
 
 import pytest
-import urllib3
 from airflow.models.taskinstancekey import TaskInstanceKey
 from airflow.utils.state import TaskInstanceState
 from kubernetes import client
 from kubernetes.client import models as k8s
 from kubernetes.client.exceptions import ApiException
 
-from airflow_provider_nsdiscovery.discovery.state import State
+from airflow_provider_nsdiscovery.discovery.status import State
 from tests.harness.controlplane import NAMESPACE_READ_RULES, POD_RULES, Cluster, ControlPlane, Identity
-from tests.integration.executor_helpers import TEMPLATE, Executor, launch, pod_of, watched
+from tests.integration.executor_helpers import TEMPLATE, Executor, launch, pod_of, sync_until, watched
+from tests.integration.faults import (
+    CRASHES,
+    DOWNTIME,
+    RECOVERY_TIMEOUT,
+    SETTLE_TIMEOUT,
+    heartbeats,
+    running,
+    team_namespace,
+)
 from tests.integration.waiting import wait_until
 
-RECOVERY_TIMEOUT = 60.0
-"""After a crash: the component restarts (seconds), then watchers back off (up to 30 s) and reconnect."""
-SETTLE_TIMEOUT = 30.0
-"""For changes with nothing crashed: watch events and re-checks, three times the suite's usual wait."""
-
-DOWNTIME = 3.0
-DRAIN_POLLS_SECONDS = 3.0
-"""Long enough for many drain polls (make_executor sets drain_poll_interval to 0.2 s)."""
 REPO = Path(__file__).resolve().parents[2]
 
 
 # --------------------------------------------------------------------------------------------
 # Fixtures and helpers
-
-
-@pytest.fixture
-def outage(
-    control_plane: Cluster,
-    admin: client.CoreV1Api,
-    ns_factory: Callable[..., str],
-    make_executor: Callable[..., Executor],
-) -> Iterator[Cluster]:
-    """The session's control plane, for a test to crash; it answers again once the test is over.
-
-    Requesting ns_factory and make_executor first means this teardown runs before theirs, so the
-    executors stop and the namespaces are deleted against a healthy API server.
-    """
-    yield control_plane
-    if isinstance(control_plane, ControlPlane):  # a restart that failed half-way left a process dead
-        if control_plane._etcd is None or control_plane._etcd.poll() is not None:
-            control_plane._start_etcd()
-        if control_plane._apiserver is None or control_plane._apiserver.poll() is not None:
-            control_plane._start_apiserver()
-
-    def answers() -> bool:
-        with contextlib.suppress(ApiException, urllib3.exceptions.HTTPError):
-            admin.list_namespace(limit=1, _request_timeout=5)
-            return True
-        return False
-
-    wait_until(answers, "the control plane to answer again", timeout=RECOVERY_TIMEOUT)
-
-
-CRASHES: dict[str, Callable[[Cluster, float], None]] = {
-    "kube-apiserver": lambda cluster, downtime: cluster.restart_apiserver(downtime=downtime),
-    "etcd": lambda cluster, downtime: cluster.restart_etcd(downtime=downtime),
-}
-
-
-def _sync_until(
-    executor: Executor, condition: Callable[[], object], what: str, *, timeout: float = RECOVERY_TIMEOUT
-) -> None:
-    """Heartbeat the executor as the scheduler would until ``condition()`` holds."""
-
-    def step() -> object:
-        executor.sync()
-        return condition()
-
-    wait_until(step, what, timeout=timeout)
-
-
-def _heartbeats(executor: Executor, seconds: float) -> None:
-    """Let the executor run for a while, heartbeating as the scheduler does."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        executor.sync()
-        time.sleep(0.1)
 
 
 def _states(executor: Executor) -> dict[str, State]:
@@ -118,7 +63,7 @@ def _states(executor: Executor) -> dict[str, State]:
 
 def _api_requests(executor: Executor) -> int:
     assert executor.discovery is not None
-    return sum(n for kind, n in executor.discovery.counters.items() if kind.startswith("api: "))
+    return sum(executor.discovery.counters.requests.values())
 
 
 def _count_pod_watch_requests(executor: Executor, monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
@@ -218,22 +163,6 @@ def _orphan(key: TaskInstanceKey, job_id: int, namespace: str | None) -> SimpleN
     )
 
 
-def _team(control_plane: Cluster, ns_factory: Callable[..., str], scheduler: Identity, label: str) -> str:
-    """A namespace labelled for discovery, with the pod rights the scheduler needs there."""
-    name = ns_factory(labels={label: "true"})
-    control_plane.grant(scheduler, name, POD_RULES)
-    return name
-
-
-def _running(
-    control_plane: Cluster, admin: client.CoreV1Api, executor: Executor, key: TaskInstanceKey
-) -> str:
-    """Move the task's pod to Running, as its kubelet would; returns the pod's name."""
-    pod = pod_of(admin, executor, key)
-    control_plane.set_pod_phase(pod.metadata.namespace, pod.metadata.name, "Running")
-    return str(pod.metadata.name)
-
-
 # --------------------------------------------------------------------------------------------
 # 1, 2: kube-apiserver or etcd crashes mid-run
 
@@ -248,13 +177,13 @@ def test_after_a_control_plane_crash_watches_resume_and_no_pod_outcome_is_lost(
     admin: client.CoreV1Api,
     make_executor: Callable[..., Executor],
 ) -> None:
-    team = _team(outage, ns_factory, scheduler, selector_label)
+    team = team_namespace(outage, ns_factory, scheduler, selector_label)
     late = ns_factory()
     outage.grant(scheduler, late, POD_RULES)
     executor = make_executor()
     fails, succeeds, at_home = launch(executor, team), launch(executor, team), launch(executor)
     survives = launch(executor, team)  # its pod runs on through the crash
-    pods = {key: _running(outage, admin, executor, key) for key in (fails, succeeds, at_home, survives)}
+    pods = {key: running(outage, admin, executor, key) for key in (fails, succeeds, at_home, survives)}
     executor.sync()
     before = _states(executor)
     assert before[team] is State.PERMITTED
@@ -267,8 +196,11 @@ def test_after_a_control_plane_crash_watches_resume_and_no_pod_outcome_is_lost(
     outage.set_pod_phase(scheduler.namespace, pods[at_home], "Failed", exit_code=2)
     outage.label_namespace(late, {selector_label: "true"})
 
-    _sync_until(
-        executor, lambda: not {fails, succeeds, at_home} & executor.running, "every finished pod reported"
+    sync_until(
+        executor,
+        lambda: not {fails, succeeds, at_home} & executor.running,
+        "every finished pod reported",
+        timeout=RECOVERY_TIMEOUT,
     )
     # The pods' own outcomes, not failures made up because a namespace looked unwatchable.
     for key in (fails, at_home):
@@ -276,7 +208,12 @@ def test_after_a_control_plane_crash_watches_resume_and_no_pod_outcome_is_lost(
         assert state == TaskInstanceState.FAILED
         assert "can no longer be watched" not in str(reason)
     assert executor.event_buffer[succeeds] == (None, None)  # state read from the metadata DB: no row
-    _sync_until(executor, lambda: late in watched(executor), f"{late}, labelled after the crash, watched")
+    sync_until(
+        executor,
+        lambda: late in watched(executor),
+        f"{late}, labelled after the crash, watched",
+        timeout=RECOVERY_TIMEOUT,
+    )
     assert _states(executor) == {**before, late: State.PERMITTED}
     assert executor.discovery is not None
     assert executor.discovery.mode == "label-selector"
@@ -298,13 +235,13 @@ def test_an_expired_namespace_watch_relists_and_keeps_following_labels(
     selector_label: str,
     make_executor: Callable[..., Executor],
 ) -> None:
-    team = _team(outage, ns_factory, scheduler, selector_label)
-    leaving = _team(outage, ns_factory, scheduler, selector_label)
+    team = team_namespace(outage, ns_factory, scheduler, selector_label)
+    leaving = team_namespace(outage, ns_factory, scheduler, selector_label)
     joining = ns_factory()
     outage.grant(scheduler, joining, POD_RULES)
     executor = make_executor()
     assert executor.discovery is not None
-    lists = executor.discovery.counters["api: list namespaces"]
+    lists = executor.discovery.counters.requests["list namespaces"]
 
     # Advance etcd past the watch's resourceVersion (the write is outside the selector, so the
     # watch never hears of it), forget all history, and restart the API server so its watch cache
@@ -316,14 +253,15 @@ def test_an_expired_namespace_watch_relists_and_keeps_following_labels(
     outage.label_namespace(leaving, {selector_label: None})
 
     wait_until(
-        lambda: executor.discovery.counters["api: list namespaces"] > lists,
+        lambda: executor.discovery.counters.requests["list namespaces"] > lists,
         "discovery to list namespaces again after 410 Gone",
         timeout=RECOVERY_TIMEOUT,
     )
-    _sync_until(
+    sync_until(
         executor,
         lambda: watched(executor) == {scheduler.namespace, team, joining},
         "watchers to follow the labels changed across the expiry",
+        timeout=RECOVERY_TIMEOUT,
     )
     states = _states(executor)
     assert (states[team], states[joining], states[leaving]) == (
@@ -348,7 +286,7 @@ def test_an_unavailable_api_is_retried_with_backoff_not_in_a_busy_loop(
     monkeypatch: pytest.MonkeyPatch,
     make_executor: Callable[..., Executor],
 ) -> None:
-    team = _team(outage, ns_factory, scheduler, selector_label)
+    team = team_namespace(outage, ns_factory, scheduler, selector_label)
     late = ns_factory()
     outage.grant(scheduler, late, POD_RULES)
     # Reviews are not due during the test, so every discovery request below is a retry.
@@ -375,7 +313,12 @@ def test_an_unavailable_api_is_retried_with_backoff_not_in_a_busy_loop(
     assert all(n <= 30 for n in pod_requests.values()), f"pod watchers sent {pod_requests}"
     # And nothing died of it: the same discovery and watchers carry on.
     outage.label_namespace(late, {selector_label: "true"})
-    _sync_until(executor, lambda: late in watched(executor), f"{late} watched after the outage")
+    sync_until(
+        executor,
+        lambda: late in watched(executor),
+        f"{late} watched after the outage",
+        timeout=RECOVERY_TIMEOUT,
+    )
     assert executor.discovery is not None
     assert executor.discovery.mode == "label-selector"
     assert watched(executor) == {scheduler.namespace, team, late}
@@ -392,7 +335,7 @@ def test_a_namespace_is_used_again_after_a_moment_when_every_request_is_forbidde
 ) -> None:
     """kube-apiserver answers 403 to everything a ServiceAccount asks while its RBAC cache warms
     up after a restart, and a deploy tool that re-creates bindings opens the same window."""
-    team = _team(control_plane, ns_factory, scheduler, selector_label)
+    team = team_namespace(control_plane, ns_factory, scheduler, selector_label)
     executor = make_executor(access_recheck_interval="1")
     assert executor.discovery is not None
 
@@ -406,7 +349,7 @@ def test_a_namespace_is_used_again_after_a_moment_when_every_request_is_forbidde
     state, reason = executor.event_buffer[refused]
     assert state == TaskInstanceState.FAILED
     assert f"namespace '{team}' is forbidden" in str(reason), reason  # not "not selected": it is labelled
-    _sync_until(
+    sync_until(
         executor,
         lambda: executor.discovery.status(team).state is State.PERMITTED and team in watched(executor),
         f"{team} permitted and watched again within the re-check interval",
@@ -440,17 +383,17 @@ def test_a_task_running_where_access_is_revoked_is_not_tracked_as_running_foreve
     already running there still leaves ``executor.running`` with a final state (its pod's, when
     the namespace drains; a failure that names the namespace, when it cannot be watched any more)
     instead of holding an executor slot until the scheduler restarts."""
-    team = _team(control_plane, ns_factory, scheduler, selector_label)
+    team = team_namespace(control_plane, ns_factory, scheduler, selector_label)
     executor = make_executor(access_recheck_interval="1")
     assert executor.discovery is not None
     key = launch(executor, team)
-    pod = _running(control_plane, admin, executor, key)
+    pod = running(control_plane, admin, executor, key)
 
     if revoked == "create":
         control_plane.grant(scheduler, team, _without(POD_RULES, "create"))
     else:
         control_plane.revoke(scheduler, team)
-    _sync_until(
+    sync_until(
         executor,
         lambda: executor.discovery.status(team).state is not State.PERMITTED,
         f"the re-check to notice that {team} lost access",
@@ -461,7 +404,7 @@ def test_a_task_running_where_access_is_revoked_is_not_tracked_as_running_foreve
         assert team in watched(executor)
     control_plane.set_pod_phase(team, pod, "Failed", exit_code=1)
 
-    _sync_until(
+    sync_until(
         executor,
         lambda: key not in executor.running,
         "the task to stop being tracked as running",
@@ -472,7 +415,7 @@ def test_a_task_running_where_access_is_revoked_is_not_tracked_as_running_foreve
     if revoked == "everything":  # failed for the namespace, not for the pod nobody could watch
         assert f"namespace '{team}' is forbidden" in str(reason)
         assert "can no longer be watched" in str(reason)
-    _sync_until(
+    sync_until(
         executor,
         lambda: team not in watched(executor),
         f"the watcher of {team} to stop",
@@ -512,15 +455,15 @@ def test_pods_killed_by_namespace_deletion_fail_their_tasks_then_the_watcher_sto
     admin: client.CoreV1Api,
     make_executor: Callable[..., Executor],
 ) -> None:
-    team = _team(control_plane, ns_factory, scheduler, selector_label)
+    team = team_namespace(control_plane, ns_factory, scheduler, selector_label)
     executor = make_executor()
     assert executor.discovery is not None
     keys = [launch(executor, team), launch(executor, team)]
     for key in keys:
-        _running(control_plane, admin, executor, key)
+        running(control_plane, admin, executor, key)
 
     control_plane.delete_namespace(team)
-    _sync_until(
+    sync_until(
         executor,
         lambda: executor.discovery.status(team).state is State.DRAINING,
         f"{team} draining while its pods run",
@@ -529,20 +472,20 @@ def test_pods_killed_by_namespace_deletion_fail_their_tasks_then_the_watcher_sto
     assert team in watched(executor)
     if order == "rolebinding-first":
         control_plane.revoke(scheduler, team)
-        _heartbeats(executor, DRAIN_POLLS_SECONDS)  # a namespace controller takes its time too
+        heartbeats(executor, 3.0)  # a namespace controller takes its time too
     control_plane.finish_namespace_deletion(team)  # deletes the pods, as the namespace controller does
 
     # Upstream reports a Running pod that is DELETED with a deletionTimestamp as failed.
-    _sync_until(
+    sync_until(
         executor,
         lambda: not set(keys) & executor.running,
         "the killed pods to be reported",
         timeout=SETTLE_TIMEOUT,
     )
     assert [executor.event_buffer[key][0] for key in keys] == [TaskInstanceState.FAILED] * 2
-    if order == "rolebinding-first":  # the pods' deletion could not be seen: failed for the namespace
-        assert all(f"namespace '{team}'" in str(executor.event_buffer[key][1]) for key in keys)
-    _sync_until(
+    # With the RoleBinding gone first, the watch that was already open still sees the pods go (RBAC
+    # does not end open watches); had it reconnected meanwhile, the namespace's reason fails them.
+    sync_until(
         executor,
         lambda: team not in watched(executor),
         f"the watcher of deleted {team} to stop",
@@ -555,20 +498,22 @@ def test_pods_killed_by_namespace_deletion_fail_their_tasks_then_the_watcher_sto
 # 7: the scheduler is killed; the next one adopts its pods everywhere
 
 _FIRST_SCHEDULER = """
-import json, sys, time
+import json, os, sys, time
 from tests.integration.executor_helpers import Executor, launch, watched
+
+reports = os.fdopen(int(sys.argv[3]), "w", buffering=1)
 
 executor = Executor()
 executor.job_id = int(sys.argv[1])
 executor.start()
 keys = [launch(executor, ns or None) for ns in json.loads(sys.argv[2])]
-print("REPORT started", flush=True)
+print("started", file=reports)
 late = sys.stdin.readline().strip()  # labelled by the test once this scheduler runs
 while late not in watched(executor):
     executor.sync()
     time.sleep(0.05)
 keys.append(launch(executor, late))
-print("REPORT", json.dumps([list(key) for key in keys]), flush=True)
+print(json.dumps([list(key) for key in keys]), file=reports)
 time.sleep(3600)  # until SIGKILL
 """
 
@@ -595,27 +540,29 @@ def _executor_environment(scheduler: Identity, selector_label: str) -> dict[str,
 class SchedulerProcess:
     """A scheduler in a process of its own, so that it can be SIGKILLed like a crashed one.
 
-    Its logs go to stdout too, so a thread keeps reading it (a full pipe would block it) and
-    hands on the lines it means for the test.
+    Its reports come on a pipe of their own: sharing stdout with its logs let a log line from a
+    watcher thread land in the middle of a report.
     """
 
     def __init__(self, env: dict[str, str], *args: str) -> None:
+        read_end, write_end = os.pipe()
         self.process = subprocess.Popen(
-            [sys.executable, "-c", _FIRST_SCHEDULER, *args],
+            [sys.executable, "-c", _FIRST_SCHEDULER, *args, str(write_end)],
             stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
             text=True,
             env=env,
             cwd=REPO,
+            pass_fds=(write_end,),
         )
+        os.close(write_end)
         self._reports: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self._read, args=(os.fdopen(read_end),), daemon=True).start()
 
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            if line.startswith("REPORT "):
-                self._reports.put(line.removeprefix("REPORT ").strip())
+    def _read(self, pipe: TextIO) -> None:
+        with pipe:
+            for line in pipe:
+                self._reports.put(line.strip())
 
     def report(self, what: str) -> str:
         try:
@@ -657,7 +604,7 @@ def test_a_killed_scheduler_s_pods_are_adopted_in_every_discovered_namespace_wit
     make_executor: Callable[..., Executor],
     scheduler_process: Callable[..., SchedulerProcess],
 ) -> None:
-    teams = [_team(control_plane, ns_factory, scheduler, selector_label) for _ in range(2)]
+    teams = [team_namespace(control_plane, ns_factory, scheduler, selector_label) for _ in range(2)]
     late = ns_factory()
     control_plane.grant(scheduler, late, POD_RULES)
     first_job_id = 20_000_001  # outside make_executor's range, so the second scheduler's differs
@@ -692,7 +639,7 @@ def test_a_killed_scheduler_s_pods_are_adopted_in_every_discovered_namespace_wit
     # The second scheduler watches the adopted pods wherever they run.
     for pod in pods:
         control_plane.set_pod_phase(pod.metadata.namespace, pod.metadata.name, "Failed", exit_code=1)
-    _sync_until(
+    sync_until(
         second, lambda: not set(keys) & second.running, "the adopted pods' outcomes", timeout=SETTLE_TIMEOUT
     )
     assert {second.event_buffer[key][0] for key in keys} == {TaskInstanceState.FAILED}
@@ -706,10 +653,10 @@ def test_a_restarted_scheduler_adopts_and_drains_pods_where_the_label_went_while
     admin: client.CoreV1Api,
     make_executor: Callable[..., Executor],
 ) -> None:
-    team = _team(control_plane, ns_factory, scheduler, selector_label)
+    team = team_namespace(control_plane, ns_factory, scheduler, selector_label)
     first = make_executor()
     key = launch(first, team)
-    pod = _running(control_plane, admin, first, key)
+    pod = running(control_plane, admin, first, key)
     first.end()
 
     control_plane.label_namespace(team, {selector_label: None})
@@ -718,17 +665,15 @@ def test_a_restarted_scheduler_adopts_and_drains_pods_where_the_label_went_while
 
     assert second.try_adopt_task_instances([orphan]) == []  # not reset while its pod runs on
     assert admin.read_namespaced_pod(pod, team).metadata.labels["airflow-worker"] == str(second.job_id)
-    _sync_until(
+    sync_until(
         second,
         lambda: team in watched(second),
         f"{team} drained by the new scheduler",
         timeout=SETTLE_TIMEOUT,
     )
     control_plane.set_pod_phase(team, pod, "Failed", exit_code=1)
-    _sync_until(
-        second, lambda: key not in second.running, "the adopted pod's outcome", timeout=SETTLE_TIMEOUT
-    )
-    _sync_until(
+    sync_until(second, lambda: key not in second.running, "the adopted pod's outcome", timeout=SETTLE_TIMEOUT)
+    sync_until(
         second,
         lambda: team not in watched(second),
         f"the watcher of {team} to stop once drained",

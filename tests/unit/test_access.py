@@ -1,4 +1,4 @@
-"""Access reviews: RBAC wildcard semantics, rules review vs access review, and the TTL cache."""
+"""Access reviews: RBAC wildcard semantics, rules review vs access review, undecided answers, who_am_i."""
 
 from __future__ import annotations
 
@@ -6,18 +6,24 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from cachetools import TTLCache
 from kubernetes import client
 
 from airflow_provider_nsdiscovery.discovery import access
 from airflow_provider_nsdiscovery.discovery.access import (
-    REQUIRED_PERMISSIONS,
+    UNKNOWN_IDENTITY,
     AccessReviewer,
-    Permission,
-    rule_grants,
+    UndecidedReviewError,
+    access_allowed,
+    username,
     who_am_i,
 )
-from airflow_provider_nsdiscovery.discovery.state import AccessDecision
+from airflow_provider_nsdiscovery.discovery.permissions import (
+    REQUIRED_PERMISSIONS,
+    WATCH_PERMISSIONS,
+    Permission,
+    rule_grants,
+)
+from airflow_provider_nsdiscovery.discovery.source import REQUEST_TIMEOUT
 
 SA = "system:serviceaccount:airflow:scheduler"
 POD_LOG = Permission("get", "pods", "log")
@@ -87,17 +93,24 @@ def test_required_permissions_are_every_pod_verb_and_pod_logs():
 
 
 class FakeAuthorizationApi:
-    """Answers rules reviews from ``rules`` and access reviews from ``allowed``; records every call."""
+    """Answers rules reviews from ``rules`` and access reviews from ``allowed``, ``denied`` and
+    ``undecided`` (permission name -> evaluation error); records every call and its timeout."""
 
     def __init__(self) -> None:
         self.rules: list[client.V1ResourceRule] = []
         self.incomplete = False
         self.allowed: set[str] = set()
+        self.denied: set[str] = set()
+        self.undecided: dict[str, str] = {}
         self.rules_reviews: list[str] = []
-        self.access_reviews: list[tuple[str, str, str, str | None]] = []
+        self.access_reviews: list[tuple[str | None, str, str, str | None]] = []
+        self.timeouts: list[Any] = []
 
-    def create_self_subject_rules_review(self, body: client.V1SelfSubjectRulesReview) -> Any:
+    def create_self_subject_rules_review(
+        self, body: client.V1SelfSubjectRulesReview, _request_timeout: Any = None
+    ) -> Any:
         self.rules_reviews.append(body.spec.namespace)
+        self.timeouts.append(_request_timeout)
         return SimpleNamespace(
             status=SimpleNamespace(
                 resource_rules=list(self.rules),
@@ -106,21 +119,22 @@ class FakeAuthorizationApi:
             )
         )
 
-    def create_self_subject_access_review(self, body: client.V1SelfSubjectAccessReview) -> Any:
+    def create_self_subject_access_review(
+        self, body: client.V1SelfSubjectAccessReview, _request_timeout: Any = None
+    ) -> Any:
         attributes = body.spec.resource_attributes
         self.access_reviews.append(
             (attributes.namespace, attributes.verb, attributes.resource, attributes.subresource)
         )
-        permission = Permission(attributes.verb, attributes.resource, attributes.subresource or "")
-        return SimpleNamespace(status=SimpleNamespace(allowed=str(permission) in self.allowed))
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+        self.timeouts.append(_request_timeout)
+        name = str(Permission(attributes.verb, attributes.resource, attributes.subresource or ""))
+        return SimpleNamespace(
+            status=SimpleNamespace(
+                allowed=name in self.allowed,
+                denied=name in self.denied,
+                evaluation_error=self.undecided.get(name),
+            )
+        )
 
 
 @pytest.fixture
@@ -130,17 +144,8 @@ def api(monkeypatch: pytest.MonkeyPatch) -> FakeAuthorizationApi:
     return fake
 
 
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
-    monkeypatch.setattr(
-        access, "TTLCache", lambda maxsize, ttl: TTLCache(maxsize=maxsize, ttl=ttl, timer=fake)
-    )
-    return fake
-
-
-def reviewer(ttl: float = 60.0, **kwargs: Any) -> AccessReviewer:
-    return AccessReviewer(object(), SA, ttl, **kwargs)  # type: ignore[arg-type]
+def reviewer(**kwargs: Any) -> AccessReviewer:
+    return AccessReviewer(object(), SA, **kwargs)  # type: ignore[arg-type]
 
 
 def test_complete_rules_granting_everything_leave_nothing_missing(api: FakeAuthorizationApi):
@@ -189,80 +194,100 @@ def test_incomplete_rules_that_already_grant_everything_ask_no_access_review(api
     assert api.access_reviews == []
 
 
-def decide_once(subject: AccessReviewer, namespace: str) -> AccessDecision:
-    """What the engine does: trust a cached decision, review only on a miss."""
-    return subject.cached(namespace) or subject.review(namespace)
+def test_required_permissions_can_be_narrowed_to_what_is_reviewed(api: FakeAuthorizationApi):
+    api.rules = [rule(["list"], ["pods"])]
+    assert reviewer(required=WATCH_PERMISSIONS).review("team-b").missing == ("watch pods",)
 
 
-def test_no_decision_is_cached_before_a_review(api: FakeAuthorizationApi):
-    assert reviewer().cached("team-b") is None
-    assert api.rules_reviews == []
-
-
-def test_cached_decision_is_reused_without_asking_again(api: FakeAuthorizationApi):
+def test_every_review_asks_the_api_server_again_because_nothing_is_cached(api: FakeAuthorizationApi):
     api.rules = [rule(["*"], ["*"])]
     subject = reviewer()
-    first = decide_once(subject, "team-b")
-    second = decide_once(subject, "team-b")
-    assert second is first
-    assert api.rules_reviews == ["team-b"]
-
-
-def test_decisions_are_cached_per_namespace(api: FakeAuthorizationApi):
-    subject = reviewer()
-    decide_once(subject, "team-a")
-    decide_once(subject, "team-b")
-    decide_once(subject, "team-a")
-    assert api.rules_reviews == ["team-a", "team-b"]
-
-
-def test_review_asks_again_even_when_cached_and_replaces_the_cached_decision(api: FakeAuthorizationApi):
-    api.rules = [rule(["*"], ["*"])]
-    subject = reviewer()
-    assert decide_once(subject, "team-b").allowed
-    api.rules = []
-    fresh = subject.review("team-b")
-    assert not fresh.allowed
-    assert subject.cached("team-b") is fresh
-    assert api.rules_reviews == ["team-b", "team-b"]
-
-
-def test_invalidate_forces_a_new_review(api: FakeAuthorizationApi):
-    api.rules = [rule(["*"], ["*"])]
-    subject = reviewer()
-    assert decide_once(subject, "team-b").allowed
+    assert subject.review("team-b").allowed
     api.rules = [rule(["get", "list", "watch"], ["pods"])]
-    subject.invalidate("team-b")
-    assert subject.cached("team-b") is None
-    assert decide_once(subject, "team-b").missing == (
-        "create pods",
-        "patch pods",
-        "delete pods",
-        "get pods/log",
-    )
-    assert api.rules_reviews == ["team-b", "team-b"]
+    assert subject.review("team-b").missing == ("create pods", "patch pods", "delete pods", "get pods/log")
+    assert subject.review("team-a").missing == ("create pods", "patch pods", "delete pods", "get pods/log")
+    assert api.rules_reviews == ["team-b", "team-b", "team-a"]
 
 
-def test_invalidate_drops_only_that_namespace(api: FakeAuthorizationApi):
-    subject = reviewer()
-    decide_once(subject, "team-a")
-    decide_once(subject, "team-b")
-    subject.invalidate("team-a")
-    subject.invalidate("never-reviewed")
-    assert subject.cached("team-a") is None
-    assert subject.cached("team-b") is not None
+def test_decisions_name_the_identity_set_on_the_reviewer_at_review_time(api: FakeAuthorizationApi):
+    subject = AccessReviewer(object())  # type: ignore[arg-type]
+    assert subject.review("team-b").identity == UNKNOWN_IDENTITY == "the scheduler"
+    subject.identity = SA
+    assert subject.review("team-b").identity == SA
 
 
-def test_cached_decision_expires_after_the_ttl(api: FakeAuthorizationApi, clock: FakeClock):
-    subject = reviewer(ttl=60.0)
-    first = decide_once(subject, "team-b")
-    clock.now = 59.0
-    assert decide_once(subject, "team-b") is first
+def test_every_review_request_is_bounded_in_time(api: FakeAuthorizationApi):
+    api.incomplete = True
+    reviewer().review("team-b")
+    reviewer().may_watch_pods_everywhere()
     assert api.rules_reviews == ["team-b"]
-    clock.now = 61.0
-    assert subject.cached("team-b") is None
-    assert decide_once(subject, "team-b") is not first
-    assert api.rules_reviews == ["team-b", "team-b"]
+    assert (None, "list", "pods", None) in api.access_reviews
+    assert len(api.timeouts) == len(api.rules_reviews) + len(api.access_reviews)
+    assert set(api.timeouts) == {REQUEST_TIMEOUT}
+
+
+def test_may_watch_pods_everywhere_asks_cluster_wide_access_reviews_for_list_and_watch(
+    api: FakeAuthorizationApi,
+):
+    api.allowed = {"list pods", "watch pods"}
+    requests: list[str] = []
+    assert reviewer(on_request=requests.append).may_watch_pods_everywhere()
+    assert api.access_reviews == [(None, "list", "pods", None), (None, "watch", "pods", None)]
+    assert api.rules_reviews == []
+    assert requests == ["selfsubjectaccessreviews"] * 2
+
+
+@pytest.mark.parametrize("allowed", [set(), {"list pods"}, {"watch pods"}])
+def test_may_not_watch_pods_everywhere_without_both_list_and_watch(
+    api: FakeAuthorizationApi, allowed: set[str]
+):
+    api.allowed = allowed
+    assert not reviewer().may_watch_pods_everywhere()
+
+
+# undecided access reviews ----------------------------------------------------------------------
+
+
+def test_undecided_access_review_with_an_evaluation_error_raises_naming_permission_and_namespace(
+    api: FakeAuthorizationApi,
+):
+    api.undecided = {"watch pods": "webhook authorizer timed out"}
+    with pytest.raises(UndecidedReviewError) as raised:
+        access_allowed(api, Permission("watch", "pods"), "team-b")  # type: ignore[arg-type]
+    assert str(raised.value) == "watch pods in team-b: webhook authorizer timed out"
+
+
+def test_undecided_cluster_wide_access_review_raises_naming_all_namespaces(api: FakeAuthorizationApi):
+    api.undecided = {"list pods": "webhook down"}
+    with pytest.raises(UndecidedReviewError, match=r"^list pods in all namespaces: webhook down$"):
+        reviewer().may_watch_pods_everywhere()
+
+
+def test_explicit_denial_is_a_definite_answer_even_with_an_evaluation_error(api: FakeAuthorizationApi):
+    api.denied = {"watch pods"}
+    api.undecided = {"watch pods": "one of several authorizers failed"}
+    assert access_allowed(api, Permission("watch", "pods"), "team-b") is False  # type: ignore[arg-type]
+
+
+def test_allowed_is_a_definite_answer_even_with_an_evaluation_error(api: FakeAuthorizationApi):
+    api.allowed = {"watch pods"}
+    api.undecided = {"watch pods": "one of several authorizers failed"}
+    assert access_allowed(api, Permission("watch", "pods"), "team-b") is True  # type: ignore[arg-type]
+
+
+def test_no_opinion_without_an_evaluation_error_means_not_allowed(api: FakeAuthorizationApi):
+    assert access_allowed(api, Permission("watch", "pods"), "team-b") is False  # type: ignore[arg-type]
+
+
+def test_review_raises_instead_of_reporting_missing_when_an_access_review_is_undecided(
+    api: FakeAuthorizationApi,
+):
+    api.rules = [rule(["create", "get", "list", "patch", "delete"], ["pods"])]
+    api.incomplete = True
+    api.allowed = {"get pods/log"}
+    api.undecided = {"watch pods": "webhook down"}
+    with pytest.raises(UndecidedReviewError, match="watch pods in team-b"):
+        reviewer().review("team-b")
 
 
 # who_am_i --------------------------------------------------------------------------------------
@@ -272,20 +297,48 @@ class FakeAuthenticationApi:
     def __init__(self, username: str | None = None, error: Exception | None = None) -> None:
         self.username = username
         self.error = error
+        self.timeouts: list[Any] = []
 
-    def create_self_subject_review(self, body: Any) -> Any:
+    def create_self_subject_review(self, body: Any, _request_timeout: Any = None) -> Any:
+        self.timeouts.append(_request_timeout)
         if self.error is not None:
             raise self.error
+        if self.username is None:
+            return SimpleNamespace(status=None)  # a malformed answer
         return SimpleNamespace(status=SimpleNamespace(user_info=SimpleNamespace(username=self.username)))
 
 
-def test_who_am_i_returns_the_username_the_api_server_sees(monkeypatch: pytest.MonkeyPatch):
+def test_who_am_i_returns_the_username_the_api_server_sees_with_a_bounded_request(
+    monkeypatch: pytest.MonkeyPatch,
+):
     fake = FakeAuthenticationApi(username=SA)
     monkeypatch.setattr(access.client, "AuthenticationV1Api", lambda api_client: fake)
     assert who_am_i(object()) == SA  # type: ignore[arg-type]
+    assert fake.timeouts == [REQUEST_TIMEOUT]
 
 
-def test_who_am_i_falls_back_to_a_generic_name_when_refused(monkeypatch: pytest.MonkeyPatch):
+@pytest.mark.parametrize(
+    "error",
+    [
+        client.ApiException(status=403, reason="Forbidden"),
+        client.ApiException(status=404, reason="Not Found"),
+        ConnectionRefusedError("connection refused"),
+        TimeoutError("read timed out"),
+        ValueError("unexpected answer"),
+        None,  # a malformed answer: no status
+    ],
+    ids=["forbidden", "no-api", "refused", "timeout", "bad-value", "malformed"],
+)
+def test_who_am_i_returns_none_on_any_failure_so_it_is_asked_again(
+    monkeypatch: pytest.MonkeyPatch, error: Exception | None
+):
+    fake = FakeAuthenticationApi(error=error)
+    monkeypatch.setattr(access.client, "AuthenticationV1Api", lambda api_client: fake)
+    assert who_am_i(object()) is None  # type: ignore[arg-type]
+
+
+def test_username_raises_what_went_wrong(monkeypatch: pytest.MonkeyPatch):
     fake = FakeAuthenticationApi(error=client.ApiException(status=403, reason="Forbidden"))
     monkeypatch.setattr(access.client, "AuthenticationV1Api", lambda api_client: fake)
-    assert who_am_i(object()) == "the scheduler"  # type: ignore[arg-type]
+    with pytest.raises(client.ApiException):
+        username(object())  # type: ignore[arg-type]

@@ -6,15 +6,21 @@ import argparse
 import importlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import yaml
-from airflow.cli.simple_table import AirflowConsole
+from airflow.cli.cli_config import ActionCommand
 from kubernetes import client
 
-from airflow_provider_nsdiscovery.cli.definition import get_namespace_discovery_cli_commands
+from airflow_provider_nsdiscovery.cli.definition import (
+    ARG_AS,
+    ARG_NAMESPACE,
+    NAMESPACE_COMMANDS,
+    get_namespace_discovery_cli_commands,
+)
 from airflow_provider_nsdiscovery.cli.format import (
     ROLE_NAME,
     check_report,
@@ -25,12 +31,13 @@ from airflow_provider_nsdiscovery.cli.format import (
     report_properties,
     role_rules,
     source_summary,
+    structured_text,
     timestamp_text,
     usable,
 )
-from airflow_provider_nsdiscovery.config import DiscoverySettings
-from airflow_provider_nsdiscovery.discovery.access import REQUIRED_PERMISSIONS, rule_grants
-from airflow_provider_nsdiscovery.discovery.state import NamespaceStatus, State
+from airflow_provider_nsdiscovery.config import SECTION, DiscoverySettings
+from airflow_provider_nsdiscovery.discovery.permissions import REQUIRED_PERMISSIONS, rule_grants
+from airflow_provider_nsdiscovery.discovery.status import NamespaceStatus, State
 from airflow_provider_nsdiscovery.discovery.tenancy import TenantPolicy
 
 SCHEDULER = "system:serviceaccount:airflow:airflow-scheduler"
@@ -90,21 +97,32 @@ def test_machine_readable_rows_carry_the_fix() -> None:
     assert [row["fix"] for row in rows] == [None, "kubectl label namespace team-c airflow-enabled=true"]
 
 
-def test_rows_render_through_airflows_console_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(("output", "load"), [("json", json.loads), ("yaml", yaml.safe_load)])
+def test_machine_readable_rows_keep_booleans_and_nulls(output: str, load: Callable[[str], object]) -> None:
     rows = namespace_rows([_status("airflow", State.PERMITTED)], with_fix=True)
 
-    AirflowConsole().print_as(data=rows, output="json")
-
-    assert json.loads(capsys.readouterr().out) == [
+    assert load(structured_text(rows, output)) == [
         {
             "namespace": "airflow",
             "state": "permitted",
             "reason": "because",
-            "watcher": "True",  # Airflow's console prints every value as text, as for `dags list`
+            "watcher": True,
             "last_checked": "2026-09-21T14:13:20Z",
             "fix": None,
         }
     ]
+
+
+@pytest.mark.parametrize(("output", "load"), [("json", json.loads), ("yaml", yaml.safe_load)])
+def test_unusable_namespace_reads_as_false_to_a_script(output: str, load: Callable[[str], object]) -> None:
+    """A string "False" is truthy: `jq -e .[0].usable` or `if report["usable"]` would pass."""
+    report = check_report(_status("team-b", State.FORBIDDEN), identity=SCHEDULER, missing=("get pods",))
+
+    (loaded,) = load(structured_text([report], output))  # type: ignore[misc]
+
+    assert loaded["usable"] is False
+    assert loaded["missing"] == ["get pods"]
+    assert loaded["manifest"] == report["manifest"]
 
 
 def test_timestamps_are_utc_to_the_second() -> None:
@@ -315,6 +333,33 @@ def test_commands_parse_like_other_airflow_commands() -> None:
     listed = parser.parse_args(["kubernetes-namespaces", "list"])
     assert (listed.output, listed.impersonate) == ("table", None)
     assert listed.func.__name__ == "list_namespaces"
+
+
+@pytest.mark.parametrize("command", NAMESPACE_COMMANDS, ids=lambda c: c.name)
+def test_help_shows_our_text_as_written(
+    command: ActionCommand, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rendered by Airflow's own help formatter, which reads ``[section]`` as markup and drops it."""
+    from airflow.cli.cli_parser import _add_command  # noqa: PLC0415 (loads every provider's CLI)
+
+    monkeypatch.setenv("COLUMNS", "200")
+    parser = argparse.ArgumentParser(prog="airflow")
+    subparsers = parser.add_subparsers(dest="subcommand")
+    for group in get_namespace_discovery_cli_commands():
+        _add_command(subparsers, group)
+
+    with pytest.raises(SystemExit):
+        parser.parse_args(["kubernetes-namespaces", command.name, "--help"])
+
+    rendered = " ".join(capsys.readouterr().out.split())
+    ours = [
+        command.description,
+        *(arg.kwargs["help"] for arg in command.args if arg in (ARG_AS, ARG_NAMESPACE)),
+    ]
+    for text in ours:
+        assert " ".join(text.split()) in rendered
+    if command.name == "list":
+        assert SECTION in rendered
 
 
 # docs ------------------------------------------------------------------------------------------

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, deque
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from airflow_provider_nsdiscovery.discovery.state import NamespaceStatus, State, StateTable
+from airflow_provider_nsdiscovery.cleanup import PodCleanupJob
+from airflow_provider_nsdiscovery.discovery.controller import DiscoveryCounters
+from airflow_provider_nsdiscovery.discovery.status import NamespaceStatus, State
+from airflow_provider_nsdiscovery.discovery.table import StateTable
 from airflow_provider_nsdiscovery.executors import metrics
+from airflow_provider_nsdiscovery.loops import LoopHealth
+
+NAMESPACES = f"{metrics.PREFIX}.namespaces"
+LOOPS = f"{metrics.PREFIX}.loops"
 
 
 class RecordingStats:
@@ -25,6 +33,13 @@ class RecordingStats:
     def timing(self, name: str, value: Any, tags: dict[str, str] | None = None) -> None:
         self.calls.append(("timing", name, value.total_seconds(), tags))
 
+    def gauges(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], Any]:
+        """The last value of every gauge, keyed by name and tags."""
+        return {(n, tuple(sorted((t or {}).items()))): v for kind, n, v, t in self.calls if kind == "gauge"}
+
+    def incrs(self, suffix: str) -> list[tuple[Any, dict[str, str] | None]]:
+        return [(c, t) for kind, n, c, t in self.calls if kind == "incr" and n.endswith(suffix)]
+
 
 @pytest.fixture
 def stats(monkeypatch: pytest.MonkeyPatch) -> RecordingStats:
@@ -33,41 +48,135 @@ def stats(monkeypatch: pytest.MonkeyPatch) -> RecordingStats:
     return recording
 
 
-def _discovery() -> SimpleNamespace:
+def ok(name: str) -> LoopHealth:
+    return LoopHealth(name, alive=True)
+
+
+def failing(name: str, failures: int = 1) -> LoopHealth:
+    return LoopHealth(name, alive=True, failing_since=1.0, failures=failures, last_error="ApiException: 503")
+
+
+def _discovery(loops: list[LoopHealth] | None = None) -> SimpleNamespace:
     table = StateTable()
     table.put(NamespaceStatus("a", State.PERMITTED, "r"))
     table.put(NamespaceStatus("b", State.FORBIDDEN, "r"))
-    counters: Counter[str] = Counter(
-        {
-            "api: selfsubjectrulesreviews": 3,
-            "validation cache hit": 3,
-            "validation cache miss": 1,
-            "refused: forbidden": 2,
-        }
+    table.put(NamespaceStatus("c", State.DRAINING, "r", tasks=2))
+    counters = DiscoveryCounters(
+        requests=Counter({"selfsubjectrulesreviews": 3}),
+        refusals=Counter({State.FORBIDDEN: 2}),
+        validation_hits=3,
+        validation_misses=1,
     )
-    return SimpleNamespace(table=table, counters=counters, discovery_latencies=deque([0.05]))
+    health = [ok("nsd-namespace-watch"), ok("nsd-reconcile-0")] if loops is None else loops
+    return SimpleNamespace(
+        table=table, counters=counters, discovery_latencies=deque([0.05]), health=lambda: list(health)
+    )
 
 
-def test_gauges_describe_the_state_table_and_watchers(stats: RecordingStats) -> None:
-    metrics.DiscoveryMetrics().emit(_discovery(), watchers_running=4)  # type: ignore[arg-type]
+def _scheduler(
+    watchers: list[LoopHealth] | None = None,
+    cleanup_health: LoopHealth | None = None,
+    left_behind: int = 0,
+) -> SimpleNamespace:
+    watcher_health = [ok("watcher-a"), ok("watcher-c")] if watchers is None else watchers
+    pending = frozenset(PodCleanupJob("delete", "b", f"pod-{i}") for i in range(left_behind))
+    return SimpleNamespace(
+        kube_watchers={loop.name: object() for loop in watcher_health},
+        watcher_health=lambda: list(watcher_health),
+        cleanup=SimpleNamespace(pending=pending, health=cleanup_health),
+    )
 
-    gauges = {(n, (t or {}).get("state")): v for kind, n, v, t in stats.calls if kind == "gauge"}
-    assert gauges[(f"{metrics.PREFIX}.permitted_namespaces", None)] == 1
-    assert gauges[(f"{metrics.PREFIX}.namespaces", "forbidden")] == 1
-    assert gauges[(f"{metrics.PREFIX}.watchers_running", None)] == 4
-    assert gauges[(f"{metrics.PREFIX}.validation_cache_hit_ratio", None)] == 0.75
+
+def test_gauges_describe_the_state_table_watchers_and_pods_left_behind(stats: RecordingStats) -> None:
+    metrics.DiscoveryMetrics().emit(_discovery(), _scheduler(left_behind=3))  # type: ignore[arg-type]
+
+    gauges = stats.gauges()
+    assert gauges[(f"{metrics.PREFIX}.permitted_namespaces", ())] == 1
+    assert gauges[(NAMESPACES, (("state", "forbidden"),))] == 1
+    assert gauges[(NAMESPACES, (("state", "draining"),))] == 1
+    assert gauges[(f"{metrics.PREFIX}.watchers_running", ())] == 2
+    assert gauges[(f"{metrics.PREFIX}.pods_left_behind", ())] == 3
+    assert gauges[(f"{metrics.PREFIX}.validation_cache_hit_ratio", ())] == 0.75
 
 
-def test_counters_are_sent_as_deltas_and_latencies_once(stats: RecordingStats) -> None:
+def test_every_state_gets_a_namespaces_gauge_even_when_no_namespace_is_in_it(stats: RecordingStats) -> None:
+    metrics.DiscoveryMetrics().emit(_discovery(), _scheduler())  # type: ignore[arg-type]
+
+    per_state = {t["state"]: v for kind, n, v, t in stats.calls if n == NAMESPACES and t}
+    assert set(per_state) == {state.value for state in State}
+    assert per_state["absent"] == 0
+    assert stats.gauges()[(f"{metrics.PREFIX}.pods_left_behind", ())] == 0
+
+
+def test_validation_hit_ratio_is_not_sent_before_any_validation(stats: RecordingStats) -> None:
+    discovery = _discovery()
+    discovery.counters.validation_hits = discovery.counters.validation_misses = 0
+    metrics.DiscoveryMetrics().emit(discovery, _scheduler())  # type: ignore[arg-type]
+
+    assert not [n for kind, n, v, t in stats.calls if n.endswith(".validation_cache_hit_ratio")]
+
+
+def test_loops_gauge_counts_healthy_and_failing_loops_of_discovery_watchers_and_cleanup(
+    stats: RecordingStats,
+) -> None:
+    discovery = _discovery([ok("nsd-namespace-watch"), failing("nsd-reconcile-0")])
+    stopped = LoopHealth("nsd-pod-cleanup", alive=False)
+    scheduler = _scheduler([ok("watcher-a"), failing("watcher-c")], cleanup_health=stopped)
+    metrics.DiscoveryMetrics().emit(discovery, scheduler)  # type: ignore[arg-type]
+
+    gauges = stats.gauges()
+    assert gauges[(LOOPS, (("health", "ok"),))] == 2
+    assert gauges[(LOOPS, (("health", "failing"),))] == 3
+
+
+def test_loops_gauge_leaves_out_a_cleanup_loop_that_was_never_started(stats: RecordingStats) -> None:
+    metrics.DiscoveryMetrics().emit(_discovery(), _scheduler(cleanup_health=None))  # type: ignore[arg-type]
+
+    gauges = stats.gauges()
+    assert gauges[(LOOPS, (("health", "ok"),))] == 4
+    assert gauges[(LOOPS, (("health", "failing"),))] == 0
+
+
+def test_failing_loops_are_logged_once_while_they_keep_failing_and_recovery_once(
+    stats: RecordingStats, caplog: pytest.LogCaptureFixture
+) -> None:
+    loops = [ok("nsd-namespace-watch"), failing("nsd-reconcile-0", failures=1)]
+    discovery = _discovery(loops)
+    emitter = metrics.DiscoveryMetrics()
+    caplog.set_level(logging.INFO, logger=metrics.log.name)
+
+    emitter.emit(discovery, _scheduler())  # type: ignore[arg-type]
+    loops[1] = failing("nsd-reconcile-0", failures=7)  # still failing, with a different text
+    emitter.emit(discovery, _scheduler())  # type: ignore[arg-type]
+    loops[1] = ok("nsd-reconcile-0")
+    emitter.emit(discovery, _scheduler())  # type: ignore[arg-type]
+    emitter.emit(discovery, _scheduler())  # type: ignore[arg-type]
+
+    records = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == metrics.log.name]
+    assert records == [
+        (
+            logging.WARNING,
+            "discovery loops not healthy: nsd-reconcile-0: failing (1 in a row, last: ApiException: 503)",
+        ),
+        (logging.INFO, "all 4 discovery loops are healthy"),
+    ]
+
+
+def test_counters_are_sent_as_tagged_deltas_and_latencies_once(stats: RecordingStats) -> None:
     discovery = _discovery()
     emitter = metrics.DiscoveryMetrics()
-    emitter.emit(discovery, 1)  # type: ignore[arg-type]
-    discovery.counters["refused: forbidden"] += 1
-    emitter.emit(discovery, 1)  # type: ignore[arg-type]
+    emitter.emit(discovery, _scheduler())  # type: ignore[arg-type]
+    discovery.counters.refusals[State.FORBIDDEN] += 1
+    discovery.counters.refusals[State.NOT_SELECTED] += 4
+    discovery.counters.retries += 2
+    emitter.emit(discovery, _scheduler())  # type: ignore[arg-type]
 
-    refusals = [c for kind, n, c, t in stats.calls if kind == "incr" and n.endswith(".refusals")]
-    reviews = [c for kind, n, c, t in stats.calls if kind == "incr" and n.endswith(".api_requests")]
-    timings = [v for kind, n, v, t in stats.calls if kind == "timing"]
-    assert refusals == [2, 1]
-    assert reviews == [3]
-    assert timings == [0.05]
+    assert stats.incrs(".refusals") == [
+        (2, {"reason": "forbidden"}),
+        (1, {"reason": "forbidden"}),
+        (4, {"reason": "not-selected"}),
+    ]
+    assert stats.incrs(".api_requests") == [(3, {"request": "selfsubjectrulesreviews"})]
+    assert stats.incrs(".reconcile_retries") == [(2, None)]
+    assert [v for kind, n, v, t in stats.calls if kind == "timing"] == [0.05]
+    assert not discovery.discovery_latencies

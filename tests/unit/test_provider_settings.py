@@ -58,7 +58,6 @@ def test_overrides_are_parsed_to_ints_floats_and_lists():
         **env("recheck_jitter", "0"),
         **env("review_concurrency", "4"),
         **env("initial_sync_timeout", "0"),
-        **env("drain_poll_interval", "0.5"),
     )
     settings = settings_from_conf(conf, home_namespace="airflow")
     assert settings == DiscoverySettings(
@@ -70,7 +69,6 @@ def test_overrides_are_parsed_to_ints_floats_and_lists():
         recheck_jitter=0.0,
         review_concurrency=4,
         initial_sync_timeout=0.0,
-        drain_poll_interval=0.5,
     )
     assert isinstance(settings.review_concurrency, int)
     assert isinstance(settings.access_recheck_interval, float)
@@ -83,7 +81,7 @@ def test_overrides_are_parsed_to_ints_floats_and_lists():
         ("review_concurrency", "2.5", "an integer"),
         ("access_recheck_interval", "soon", "a float"),
         ("recheck_jitter", "10%", "a float"),
-        ("drain_poll_interval", "", "a float"),
+        ("initial_sync_timeout", "", "a float"),
     ],
 )
 def test_non_number_is_a_settings_error_naming_the_option(name: str, raw: str, kind: str):

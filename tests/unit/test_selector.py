@@ -105,6 +105,86 @@ def test_greater_or_less_than_value_the_api_server_rejects_is_rejected(text: str
     raise AssertionError(f"parse_selector accepted {text!r}")
 
 
+@pytest.mark.parametrize(
+    ("text", "values"),
+    [
+        ("team in ()", ("",)),
+        ("team in (a,)", ("a", "")),
+        ("team in (,a)", ("a", "")),
+        ("team in (a,,b)", ("a", "b", "")),
+        ("team in (a,,)", ("a", "")),
+        ("team in (a,a)", ("a",)),
+    ],
+)
+def test_empty_slot_in_a_value_list_is_the_empty_value_as_on_the_api_server(
+    text: str, values: tuple[str, ...]
+):
+    (requirement,) = parse_selector(text).requirements
+    assert requirement.values == values
+    assert parse_selector(str(requirement)).requirements == (requirement,)
+
+
+def test_in_with_no_values_selects_the_empty_label_value_only():
+    selector = parse_selector("team in ()")
+    assert selector.matches({"team": ""})
+    assert not selector.matches({"team": "a"})
+    assert not selector.matches({})
+
+
+@pytest.mark.parametrize("separator", [" ", "\t", "\r", "\n"])
+def test_space_tab_cr_and_lf_separate_tokens(separator: str):
+    text = separator.join(["", "team", "in", "(a", ",b)", ",", "x", "=", "y", ""])
+    assert clauses(text) == [("team", "in", ("a", "b")), ("x", "=", ("y",))]
+
+
+@pytest.mark.parametrize("space", ["\f", "\v", "\u00a0", "\u2003", "\u3000"])
+def test_other_unicode_whitespace_is_part_of_a_word_and_so_rejected(space: str):
+    with pytest.raises(SelectorError, match="must be"):
+        parse_selector(f"team{space}=a")
+
+
+def test_nul_where_a_token_would_start_ends_the_selector():
+    assert clauses("team=a \0 )(!") == [("team", "=", ("a",))]
+
+
+def test_nul_inside_a_word_splits_it():
+    with pytest.raises(SelectorError, match="found 'b' at character 8"):
+        parse_selector("team=a\0b")
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("a,", "expected another requirement after ',', found the end of the selector"),
+        ("a b", "expected an operator after key 'a' (one of =, ==, !=, in, notin, >, <)"),
+        ("!a=b", "'!a' means 'no label a' and takes no operator or value; to exclude one value write"),
+        ("a in b", "'a in' needs its values in parentheses, e.g. 'a in (a,b)', found 'b' at character 6"),
+        ("a in (x", "expected a value, ',' or ')' in the value list of 'a in', found the end"),
+        ("a in (x y)", "expected ',' or ')' between the values of 'a in', found 'y' at character 9"),
+        ("a=b=c", "expected ',' or the end of the selector after 'a=b', found '=' at character 4"),
+        ("a/b/c", "key 'a/b/c' has more than one '/'"),
+        ("/a", "key '/a' has an empty prefix before '/'"),
+        ("a/", "key 'a/' has an empty name after '/'"),
+        ("Example.com/a", "has prefix 'Example.com', which is not a lowercase DNS subdomain"),
+        ("p" * 254 + "/a", "has a prefix of 254 characters; at most 253 are allowed"),
+        ("a" * 64, "has a name of 64 characters; at most 63 are allowed"),
+        ("team_=a", "key 'team_' has name 'team_', which must be letters, digits"),
+        ("a=" + "v" * 64, "has 64 characters; at most 63 are allowed"),
+        ("a=b_", "value 'b_' of key 'a' must be empty or letters, digits"),
+        (
+            "a>-1",
+            "'a>-1' compares numbers, so its value must be a whole number from 0 to 9223372036854775807",
+        ),
+        ("a>9223372036854775808", "must be a whole number from 0 to 9223372036854775807 (e.g. 'a>3')"),
+    ],
+)
+def test_invalid_selector_error_says_precisely_what_is_wrong(text: str, reason: str):
+    with pytest.raises(SelectorError) as caught:
+        parse_selector(text)
+    assert str(caught.value).startswith(f"invalid label selector {text!r}: ")
+    assert reason in str(caught.value)
+
+
 # evaluation ------------------------------------------------------------------------------------
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from kubernetes.client import models as k8s
 
-from airflow_provider_nsdiscovery.discovery.state import NamespaceStatus, State
+from airflow_provider_nsdiscovery.discovery.status import NamespaceStatus, State
 from airflow_provider_nsdiscovery.discovery.tenancy import ALLOWED_DAGS, ALLOWED_TEAMS, TenantPolicy
 from airflow_provider_nsdiscovery.validation import NamespaceRefusal, check_pod_namespace
 

@@ -6,13 +6,8 @@ import pytest
 from kubernetes.client import models as k8s
 
 from airflow_provider_nsdiscovery.config import DiscoverySettings
-from airflow_provider_nsdiscovery.discovery.state import (
-    AccessDecision,
-    NamespaceStatus,
-    Observation,
-    State,
-    decide,
-)
+from airflow_provider_nsdiscovery.discovery.decide import decide
+from airflow_provider_nsdiscovery.discovery.status import AccessDecision, NamespaceStatus, Observation, State
 from airflow_provider_nsdiscovery.validation import NamespaceRefusal, check_pod_namespace
 
 SETTINGS = DiscoverySettings(home_namespace="airflow")

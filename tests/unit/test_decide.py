@@ -9,15 +9,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_nsdiscovery.config import DiscoverySettings
-from airflow_provider_nsdiscovery.discovery.state import (
+from airflow_provider_nsdiscovery.discovery import remedies
+from airflow_provider_nsdiscovery.discovery.decide import decide
+from airflow_provider_nsdiscovery.discovery.status import (
     AccessDecision,
     NamespaceStatus,
     Observation,
     State,
-    StateTable,
-    decide,
     is_valid_namespace_name,
 )
+from airflow_provider_nsdiscovery.discovery.table import StateTable
 
 SA = "system:serviceaccount:airflow:scheduler"
 SETTINGS = DiscoverySettings(home_namespace="airflow")
@@ -30,6 +31,8 @@ ALLOWED = AccessDecision(SA, (), checked_at=1234.0)
 CANNOT_CREATE = AccessDecision(SA, ("create pods",))
 CANNOT_WATCH = AccessDecision(SA, ("watch pods", "delete pods"))
 CANNOT_LIST = AccessDecision(SA, ("list pods",))
+EXCLUDING_TEAM_B = DiscoverySettings(home_namespace="airflow", exclude_namespaces=("team-b",))
+APPLY = "--dry-run=client -o yaml | kubectl apply -f -"
 
 
 def permitted(name: str = "team-b") -> NamespaceStatus:
@@ -38,8 +41,8 @@ def permitted(name: str = "team-b") -> NamespaceStatus:
     return status
 
 
-def draining(name: str = "team-b", pods: int = 2) -> NamespaceStatus:
-    status = decide(name, SETTINGS, UNLABELLED, ALLOWED, previous=permitted(name), active_pods=pods)
+def draining(name: str = "team-b", tasks: int = 2) -> NamespaceStatus:
+    status = decide(name, SETTINGS, UNLABELLED, ALLOWED, previous=permitted(name), tasks=tasks)
     assert status.state is State.DRAINING
     return status
 
@@ -107,9 +110,12 @@ def test_namespace_name_with_trailing_newline_is_invalid():
 # home, excluded, absent, terminating -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("observation", [None, UNLABELLED, LABELLED, CANDIDATE])
-def test_home_namespace_is_permitted_without_label_or_access_review(observation: Observation | None):
-    status = decide("airflow", SETTINGS, observation, None)
+@pytest.mark.parametrize("observation", [None, UNLABELLED, LABELLED, CANDIDATE, GONE])
+@pytest.mark.parametrize("access", [None, ALLOWED])
+def test_home_namespace_is_permitted_without_label_while_unreviewed_or_allowed(
+    observation: Observation | None, access: AccessDecision | None
+):
+    status = decide("airflow", SETTINGS, observation, access)
     assert status.state is State.PERMITTED
     assert status.reason == "it is the executor's home namespace"
     assert status.watched
@@ -118,6 +124,34 @@ def test_home_namespace_is_permitted_without_label_or_access_review(observation:
 def test_home_namespace_is_permitted_even_if_it_is_listed_as_excluded():
     settings = DiscoverySettings(home_namespace="airflow", exclude_namespaces=("airflow",))
     assert decide("airflow", settings, None, None).state is State.PERMITTED
+
+
+@pytest.mark.parametrize("observation", [None, UNLABELLED, LABELLED])
+def test_home_namespace_is_forbidden_when_its_access_review_finds_permissions_missing(
+    observation: Observation | None,
+):
+    status = decide("airflow", SETTINGS, observation, CANNOT_CREATE)
+    assert status.state is State.FORBIDDEN
+    assert status.reason == f"scheduler identity {SA} lacks: create pods in airflow"
+    assert status.fix == remedies.rbac_fix("airflow", SA, ("create pods",))
+    assert not status.watched
+
+
+def test_home_namespace_listed_as_excluded_is_still_forbidden_when_reviewed_so():
+    settings = DiscoverySettings(home_namespace="airflow", exclude_namespaces=("airflow",))
+    assert decide("airflow", settings, None, CANNOT_LIST).state is State.FORBIDDEN
+
+
+def test_forbidden_home_namespace_that_can_still_be_watched_drains_its_tasks():
+    status = decide("airflow", SETTINGS, None, CANNOT_CREATE, tasks=2)
+    assert status.state is State.DRAINING
+    assert status.reason.startswith(f"forbidden: scheduler identity {SA} lacks: create pods in airflow;")
+
+
+def test_home_namespace_that_can_no_longer_be_watched_is_forbidden_even_with_tasks_there():
+    status = decide("airflow", SETTINGS, None, CANNOT_WATCH, tasks=2)
+    assert status.state is State.FORBIDDEN
+    assert status.tasks == 2
 
 
 @pytest.mark.parametrize("name", ["kube-system", "kube-public", "kube-node-lease"])
@@ -224,6 +258,12 @@ def test_selected_namespace_without_a_finished_review_is_pending(observation: Ob
     assert not status.watched
 
 
+def test_pending_namespace_whose_review_failed_says_why_and_that_it_retries():
+    status = decide("team-b", SETTINGS, LABELLED, None, unknown="HTTP 503")
+    assert status.state is State.PENDING
+    assert status.reason == "its access review failed (HTTP 503); retrying"
+
+
 def test_missing_verbs_make_a_selected_namespace_forbidden_naming_identity_and_verbs():
     status = decide("team-b", SETTINGS, LABELLED, CANNOT_WATCH)
     assert status.state is State.FORBIDDEN
@@ -231,19 +271,18 @@ def test_missing_verbs_make_a_selected_namespace_forbidden_naming_identity_and_v
         "scheduler identity system:serviceaccount:airflow:scheduler lacks: watch pods, delete pods in team-b"
         in status.message
     )
-    assert status.fix == (
-        "kubectl -n team-b create role airflow-task-pods --verb=create,get,list,watch,patch,delete "
-        "--resource=pods,pods/log && kubectl -n team-b create rolebinding airflow-task-pods "
-        "--role=airflow-task-pods --serviceaccount=airflow:scheduler"
-    )
+    assert status.fix == _grant("airflow-task-pods-pods-watch-delete", "watch,delete", "pods", SA_FLAG)
     assert status.checked_at == CANNOT_WATCH.checked_at
+    assert not status.confirmed
 
 
-def test_forbidden_fix_for_a_plain_user_binds_the_user():
+def test_forbidden_fix_for_only_pod_logs_missing_grants_only_get_pods_log_re_runnably_to_a_user():
     access = AccessDecision("alice@example.com", ("get pods/log",))
     status = decide("team-b", SETTINGS, LABELLED, access)
     assert status.state is State.FORBIDDEN
-    assert status.fix.endswith("--role=airflow-task-pods --user=alice@example.com")
+    assert status.fix == _grant(
+        "airflow-task-pods-pods-log-get", "get", "pods/log", "--user=alice@example.com"
+    )
     assert "--serviceaccount" not in status.fix
 
 
@@ -268,93 +307,103 @@ def test_candidate_namespace_that_cannot_be_read_is_permitted_by_access_alone():
     )
 
 
-# transitions -----------------------------------------------------------------------------------
+# rbac_fix --------------------------------------------------------------------------------------
 
 
-def test_namespace_that_loses_its_label_with_running_pods_drains():
-    status = decide("team-b", SETTINGS, UNLABELLED, ALLOWED, previous=permitted(), active_pods=2)
+def _grant(role: str, verbs: str, resource: str, subject: str) -> str:
+    return (
+        f"kubectl -n team-b create role {role} --verb={verbs} --resource={resource} {APPLY} && "
+        f"(kubectl -n team-b create rolebinding {role} --role={role} {subject} || "
+        f"kubectl -n team-b set subject rolebinding {role} {subject})"
+    )
+
+
+SA_FLAG = "--serviceaccount=airflow:scheduler"
+
+
+def test_rbac_fix_for_only_pod_logs_missing_grants_only_get_pods_log():
+    fix = remedies.rbac_fix("team-b", SA, ("get pods/log",))
+    assert fix == _grant("airflow-task-pods-pods-log-get", "get", "pods/log", SA_FLAG)
+
+
+def test_rbac_fix_without_missing_permissions_named_grants_every_required_permission():
+    fix = remedies.rbac_fix("team-b", SA)
+    assert fix == " && ".join(
+        (
+            _grant(
+                "airflow-task-pods-pods-create-get-list-watch-patch-delete",
+                "create,get,list,watch,patch,delete",
+                "pods",
+                SA_FLAG,
+            ),
+            _grant("airflow-task-pods-pods-log-get", "get", "pods/log", SA_FLAG),
+        )
+    )
+
+
+def test_rbac_fix_names_each_role_after_what_it_grants_so_it_never_replaces_another_roles_rules():
+    """kubectl apply replaces a Role's rules: a Role named after its content is safe to apply."""
+    some = remedies.rbac_fix("team-b", SA, ("delete pods",))
+    more = remedies.rbac_fix("team-b", SA, ("delete pods", "create pods"))
+    assert "create role airflow-task-pods-pods-delete --verb=delete " in some
+    assert "create role airflow-task-pods-pods-delete-create --verb=delete,create " in more
+
+
+def test_rbac_fix_adds_the_identity_to_an_existing_binding_instead_of_replacing_its_subjects():
+    fix = remedies.rbac_fix("team-b", SA, ("get pods/log",))
+    assert "|| kubectl -n team-b set subject rolebinding airflow-task-pods-pods-log-get " in fix
+    assert "rolebinding" not in fix.split("|| ")[0].split(APPLY)[0]  # the binding is never applied
+
+
+# draining ----------------------------------------------------------------------------------------
+
+
+def test_namespace_that_loses_its_label_with_tasks_placed_there_drains():
+    status = decide("team-b", SETTINGS, UNLABELLED, ALLOWED, previous=permitted(), tasks=2)
     assert status.state is State.DRAINING
     assert status.watched
-    assert status.active_pods == 2
+    assert status.tasks == 2
     assert status.reason == (
         "not selected: it lacks label airflow-enabled=true; no new tasks start here and its watcher "
-        "stays until 2 pods launched here finish"
+        "stays until the 2 tasks launched here finish"
     )
     assert status.fix == "kubectl label namespace team-b airflow-enabled=true"
 
 
-def test_draining_reason_counts_a_single_pod_in_the_singular():
-    status = decide("team-b", SETTINGS, UNLABELLED, ALLOWED, previous=permitted(), active_pods=1)
-    assert status.reason.endswith("its watcher stays until 1 pod launched here finish")
+def test_draining_reason_counts_a_single_task_in_the_singular():
+    status = decide("team-b", SETTINGS, UNLABELLED, ALLOWED, previous=permitted(), tasks=1)
+    assert status.reason.endswith("its watcher stays until the 1 task launched here finishes")
 
 
-def test_namespace_that_leaves_the_selection_with_running_pods_drains():
-    status = decide("team-b", SETTINGS, None, None, previous=permitted(), active_pods=1)
+def test_namespace_that_leaves_the_selection_with_tasks_placed_there_drains():
+    status = decide("team-b", SETTINGS, None, None, previous=permitted(), tasks=1)
     assert status.state is State.DRAINING
     assert status.reason.startswith("not selected: it does not match label selector 'airflow-enabled=true';")
 
 
-def test_terminating_namespace_with_running_pods_drains():
-    status = decide("team-b", SETTINGS, TERMINATING, ALLOWED, previous=permitted(), active_pods=3)
+def test_terminating_namespace_with_tasks_placed_there_drains():
+    status = decide("team-b", SETTINGS, TERMINATING, ALLOWED, previous=permitted(), tasks=3)
     assert status.state is State.DRAINING
     assert status.reason.startswith("terminating: it is being deleted; no new tasks start here")
 
 
-def test_absent_namespace_with_running_pods_drains():
-    status = decide("team-b", SETTINGS, GONE, None, previous=permitted(), active_pods=1)
+def test_excluded_namespace_with_tasks_placed_there_drains():
+    status = decide("team-b", EXCLUDING_TEAM_B, LABELLED, ALLOWED, previous=permitted(), tasks=2)
     assert status.state is State.DRAINING
-    assert status.reason.startswith("does not exist: the API server has no namespace of that name;")
+    assert status.reason.startswith("excluded: it is listed in [kubernetes_namespace_discovery]")
 
 
-def test_draining_namespace_keeps_draining_while_pods_remain():
-    status = decide("team-b", SETTINGS, UNLABELLED, ALLOWED, previous=draining(pods=2), active_pods=1)
-    assert status.state is State.DRAINING
-    assert status.active_pods == 1
-
-
-def test_draining_namespace_keeps_its_watcher_for_one_poll_after_its_last_pod_finishes():
-    status = decide("team-b", SETTINGS, UNLABELLED, ALLOWED, previous=draining(), active_pods=0)
-    assert status.state is State.DRAINING
-    assert status.watched
-    assert status.active_pods == 0
-
-
-def test_draining_namespace_becomes_not_selected_on_the_poll_after_its_last_pod_finished():
-    last_poll = decide("team-b", SETTINGS, UNLABELLED, ALLOWED, previous=draining(), active_pods=0)
-    status = decide("team-b", SETTINGS, UNLABELLED, ALLOWED, previous=last_poll, active_pods=0)
-    assert status.state is State.NOT_SELECTED
+@pytest.mark.parametrize("previous", [None, "permitted", "draining"])
+@pytest.mark.parametrize("access", [None, ALLOWED, CANNOT_CREATE])
+def test_absent_namespace_never_drains_because_its_pods_are_gone_with_it(
+    previous: str | None, access: AccessDecision | None
+):
+    before = {None: None, "permitted": permitted(), "draining": draining()}[previous]
+    status = decide("team-b", SETTINGS, GONE, access, previous=before, tasks=3)
+    assert status.state is State.ABSENT
     assert not status.watched
-
-
-def test_permitted_namespace_that_loses_its_label_without_pods_stops_at_once():
-    status = decide("team-b", SETTINGS, UNLABELLED, ALLOWED, previous=permitted(), active_pods=0)
-    assert status.state is State.NOT_SELECTED
-
-
-def test_draining_namespace_that_is_labelled_again_is_permitted_again():
-    status = decide("team-b", SETTINGS, LABELLED, ALLOWED, previous=draining(), active_pods=2)
-    assert status.state is State.PERMITTED
-
-
-def test_draining_namespace_labelled_again_keeps_its_watcher_while_its_review_runs():
-    status = decide("team-b", SETTINGS, LABELLED, None, previous=draining(), active_pods=2)
-    assert status.watched
-
-
-def test_permitted_namespace_whose_create_is_revoked_but_can_still_watch_drains():
-    status = decide("team-b", SETTINGS, LABELLED, CANNOT_CREATE, previous=permitted(), active_pods=1)
-    assert status.state is State.DRAINING
-    assert status.reason.startswith(
-        f"forbidden: scheduler identity {SA} lacks: create pods in team-b; no new tasks start here"
-    )
-    assert "create rolebinding" in status.fix
-
-
-@pytest.mark.parametrize("access", [CANNOT_WATCH, CANNOT_LIST])
-def test_permitted_namespace_that_can_no_longer_be_watched_is_forbidden_at_once(access: AccessDecision):
-    status = decide("team-b", SETTINGS, LABELLED, access, previous=permitted(), active_pods=4)
-    assert status.state is State.FORBIDDEN
-    assert not status.watched
+    assert status.tasks == 3
+    assert status.gives_up_tasks
 
 
 @pytest.mark.parametrize(
@@ -366,20 +415,136 @@ def test_permitted_namespace_that_can_no_longer_be_watched_is_forbidden_at_once(
         NamespaceStatus("team-b", State.FORBIDDEN, "lacks create pods"),
     ],
 )
-def test_namespace_that_was_never_in_use_does_not_drain_for_pods_found_there(
+@pytest.mark.parametrize(
+    ("settings_", "observation", "access"),
+    [
+        (SETTINGS, UNLABELLED, ALLOWED),
+        (SETTINGS, None, None),
+        (SETTINGS, TERMINATING, ALLOWED),
+        (EXCLUDING_TEAM_B, LABELLED, ALLOWED),
+        (SETTINGS, LABELLED, CANNOT_CREATE),
+    ],
+    ids=["not-selected", "unseen", "terminating", "excluded", "forbidden-can-watch"],
+)
+def test_namespace_drains_for_tasks_placed_there_even_if_it_was_never_in_use_before(
     previous: NamespaceStatus | None,
+    settings_: DiscoverySettings,
+    observation: Observation | None,
+    access: AccessDecision | None,
 ):
-    status = decide("team-b", SETTINGS, UNLABELLED, CANNOT_CREATE, previous=previous, active_pods=3)
+    status = decide("team-b", settings_, observation, access, previous=previous, tasks=3)
+    assert status.state is State.DRAINING
+    assert status.tasks == 3
+    assert status.watched
+
+
+def test_draining_namespace_keeps_draining_while_tasks_remain_and_counts_them_anew():
+    status = decide("team-b", SETTINGS, UNLABELLED, ALLOWED, previous=draining(tasks=2), tasks=1)
+    assert status.state is State.DRAINING
+    assert status.tasks == 1
+    assert status.reason.endswith("until the 1 task launched here finishes")
+
+
+def test_draining_namespace_stops_as_soon_as_its_last_task_finished_without_one_more_poll():
+    status = decide("team-b", SETTINGS, UNLABELLED, ALLOWED, previous=draining(), tasks=0)
     assert status.state is State.NOT_SELECTED
-    assert decide("team-b", SETTINGS, LABELLED, CANNOT_CREATE, previous=previous, active_pods=3).state is (
-        State.FORBIDDEN
+    assert not status.watched
+    assert status.tasks == 0
+
+
+@pytest.mark.parametrize(
+    ("settings_", "observation", "access", "state"),
+    [
+        (SETTINGS, UNLABELLED, ALLOWED, State.NOT_SELECTED),
+        (SETTINGS, TERMINATING, ALLOWED, State.TERMINATING),
+        (EXCLUDING_TEAM_B, LABELLED, ALLOWED, State.EXCLUDED),
+        (SETTINGS, LABELLED, CANNOT_CREATE, State.FORBIDDEN),
+    ],
+)
+def test_permitted_namespace_without_tasks_placed_there_stops_at_once(
+    settings_: DiscoverySettings, observation: Observation, access: AccessDecision, state: State
+):
+    status = decide("team-b", settings_, observation, access, previous=permitted(), tasks=0)
+    assert status.state is state
+    assert not status.watched
+
+
+def test_draining_namespace_that_is_labelled_again_is_permitted_again():
+    status = decide("team-b", SETTINGS, LABELLED, ALLOWED, previous=draining(), tasks=2)
+    assert status.state is State.PERMITTED
+
+
+@pytest.mark.parametrize("tasks", [0, 1])
+def test_pending_answer_keeps_the_watched_previous_status(tasks: int):
+    for previous in (permitted(), draining()):
+        assert decide("team-b", SETTINGS, LABELLED, None, previous=previous, tasks=tasks) is previous
+
+
+def test_pending_namespace_not_watched_before_stays_pending_with_its_tasks_and_keeps_them():
+    previous = NamespaceStatus("team-b", State.NOT_SELECTED, "it lacks label airflow-enabled=true")
+    status = decide("team-b", SETTINGS, LABELLED, None, previous=previous, tasks=2)
+    assert status.state is State.PENDING
+    assert status.tasks == 2
+    assert not status.watched
+    assert not status.gives_up_tasks
+
+
+def test_permitted_namespace_whose_create_is_revoked_but_can_still_watch_drains():
+    status = decide("team-b", SETTINGS, LABELLED, CANNOT_CREATE, previous=permitted(), tasks=1)
+    assert status.state is State.DRAINING
+    assert status.reason.startswith(
+        f"forbidden: scheduler identity {SA} lacks: create pods in team-b; no new tasks start here"
     )
+    assert status.fix == remedies.rbac_fix("team-b", SA, ("create pods",))
 
 
-def test_excluded_namespace_never_drains():
-    settings = DiscoverySettings(home_namespace="airflow", exclude_namespaces=("team-b",))
-    status = decide("team-b", settings, LABELLED, ALLOWED, previous=permitted(), active_pods=2)
-    assert status.state is State.EXCLUDED
+@pytest.mark.parametrize("access", [CANNOT_WATCH, CANNOT_LIST])
+def test_namespace_that_can_no_longer_be_watched_is_forbidden_at_once_keeping_its_task_count(
+    access: AccessDecision,
+):
+    status = decide("team-b", SETTINGS, LABELLED, access, previous=permitted(), tasks=4)
+    assert status.state is State.FORBIDDEN
+    assert not status.watched
+    assert status.tasks == 4
+    assert not status.confirmed
+    assert not status.gives_up_tasks
+
+
+OBSERVATIONS = st.sampled_from([None, LABELLED, UNLABELLED, TERMINATING, GONE, CANDIDATE])
+ACCESSES = st.sampled_from([None, ALLOWED, CANNOT_CREATE, CANNOT_WATCH, CANNOT_LIST])
+NAMES = st.sampled_from(["team-b", "airflow", "kube-system", "Team_B"])
+
+
+@settings(database=None)
+@given(NAMES, OBSERVATIONS, ACCESSES, st.sampled_from([None, "permitted", "draining"]))
+def test_without_tasks_a_namespace_drains_only_when_a_pending_answer_keeps_a_draining_previous(
+    name: str, observation: Observation | None, access: AccessDecision | None, previous: str | None
+):
+    before = {
+        None: None,
+        "permitted": NamespaceStatus(name, State.PERMITTED, "r"),
+        "draining": NamespaceStatus(name, State.DRAINING, "r", tasks=1),
+    }[previous]
+    status = decide(name, SETTINGS, observation, access, previous=before, tasks=0)
+    if status.state is State.DRAINING:
+        assert status is before
+
+
+@settings(database=None)
+@given(NAMES, OBSERVATIONS, ACCESSES, st.integers(min_value=1, max_value=50))
+def test_with_tasks_placed_there_a_drainable_namespace_always_drains_and_an_absent_one_never(
+    name: str, observation: Observation | None, access: AccessDecision | None, tasks: int
+):
+    base = decide(name, SETTINGS, observation, access)
+    status = decide(name, SETTINGS, observation, access, tasks=tasks)
+    drainable = base.state in (State.NOT_SELECTED, State.TERMINATING, State.EXCLUDED) or (
+        base.state is State.FORBIDDEN and (access is None or access.can_watch)
+    )
+    assert (status.state is State.DRAINING) is drainable
+    if base.state is State.ABSENT:
+        assert status.state is State.ABSENT
+    if status.state is not State.PERMITTED:
+        assert status.tasks == tasks
 
 
 # NamespaceStatus and AccessDecision ------------------------------------------------------------
@@ -389,6 +554,33 @@ def test_excluded_namespace_never_drains():
 def test_only_permitted_and_draining_namespaces_are_watched(state: State):
     status = NamespaceStatus("team-b", state, "why")
     assert status.watched is (state in (State.PERMITTED, State.DRAINING))
+
+
+@pytest.mark.parametrize("confirmed", [False, True])
+@pytest.mark.parametrize("state", [State.PERMITTED, State.DRAINING])
+def test_watched_namespace_never_gives_up_its_tasks(state: State, confirmed: bool):
+    assert not NamespaceStatus("team-b", state, "why", tasks=3, confirmed=confirmed).gives_up_tasks
+
+
+@pytest.mark.parametrize("confirmed", [False, True])
+def test_pending_namespace_keeps_its_tasks_because_pending_is_no_answer(confirmed: bool):
+    assert not NamespaceStatus("team-b", State.PENDING, "why", tasks=3, confirmed=confirmed).gives_up_tasks
+
+
+def test_unconfirmed_forbidden_namespace_keeps_its_tasks():
+    assert not NamespaceStatus("team-b", State.FORBIDDEN, "why", tasks=3).gives_up_tasks
+
+
+def test_confirmed_forbidden_namespace_gives_up_its_tasks():
+    assert NamespaceStatus("team-b", State.FORBIDDEN, "why", tasks=3, confirmed=True).gives_up_tasks
+
+
+@pytest.mark.parametrize(
+    "state",
+    [State.ABSENT, State.NOT_SELECTED, State.TERMINATING, State.EXCLUDED, State.INVALID_NAME, State.DENIED],
+)
+def test_namespace_in_any_other_state_gives_up_its_tasks(state: State):
+    assert NamespaceStatus("team-b", state, "why", tasks=3).gives_up_tasks
 
 
 @pytest.mark.parametrize("state", list(State))
@@ -411,7 +603,7 @@ def test_message_puts_the_fix_in_parentheses():
     )
 
 
-def test_access_decision_without_missing_verbs_is_allowed():
+def test_access_decision_can_watch_unless_list_or_watch_pods_is_missing():
     assert ALLOWED.allowed
     assert ALLOWED.can_watch
     assert not CANNOT_CREATE.allowed
@@ -443,10 +635,12 @@ def test_state_table_snapshot_is_a_copy():
     assert snapshot == {}
 
 
-def test_state_table_watched_lists_permitted_and_draining_namespaces():
+def test_state_table_watched_is_a_frozenset_of_permitted_and_draining_namespaces():
     table = StateTable()
     table.put(permitted("team-a"))
     table.put(draining("team-b"))
     table.put(decide("team-c", SETTINGS, LABELLED, None))
     table.put(decide("team-d", SETTINGS, LABELLED, CANNOT_WATCH))
-    assert table.watched() == {"team-a", "team-b"}
+    watched = table.watched()
+    assert isinstance(watched, frozenset)
+    assert watched == frozenset({"team-a", "team-b"})

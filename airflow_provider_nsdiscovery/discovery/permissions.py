@@ -1,0 +1,50 @@
+"""The permissions the executor needs in every namespace it launches pods in: their one home.
+
+Access reviews check exactly these, remedy texts grant exactly these, and the CLI's Role
+manifests are built from them; nothing else spells out a verb.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kubernetes import client
+
+
+@dataclass(frozen=True)
+class Permission:
+    verb: str
+    resource: str
+    subresource: str = ""
+
+    @property
+    def resource_path(self) -> str:
+        return f"{self.resource}/{self.subresource}" if self.subresource else self.resource
+
+    def __str__(self) -> str:
+        return f"{self.verb} {self.resource_path}"
+
+
+REQUIRED_PERMISSIONS: tuple[Permission, ...] = (
+    *(Permission(verb, "pods") for verb in ("create", "get", "list", "watch", "patch", "delete")),
+    Permission("get", "pods", "log"),
+)
+
+WATCH_PERMISSIONS: tuple[Permission, ...] = (Permission("list", "pods"), Permission("watch", "pods"))
+"""What a pod watcher needs; without these a namespace cannot even be drained."""
+
+BY_NAME: dict[str, Permission] = {str(p): p for p in REQUIRED_PERMISSIONS}
+
+
+def rule_grants(rule: client.V1ResourceRule, permission: Permission) -> bool:
+    """Whether one RBAC rule grants ``permission``, with the API server's wildcard semantics."""
+    if rule.resource_names:
+        return False  # a rule limited to named pods never allows create or list
+    if not {"", "*"} & set(rule.api_groups or ()):
+        return False
+    if not {permission.verb, "*"} & set(rule.verbs or ()):
+        return False
+    resources = set(rule.resources or ())
+    if permission.subresource:
+        return bool({"*", permission.resource_path, f"*/{permission.subresource}"} & resources)
+    return bool({"*", permission.resource} & resources)

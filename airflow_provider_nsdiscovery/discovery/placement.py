@@ -1,0 +1,62 @@
+"""Which of the executor's tasks are placed in which namespace.
+
+Draining is decided from this map, not from a pod LIST: the executor knows what it launched and
+adopted, a LIST can fail (429, 5xx) exactly when it matters, and a count taken from it misses a
+pod created while it runs. The controller publishes "no new tasks" *before* it counts; the
+executor records a task and *then* reads the table once more before it creates the pod. So a
+pod is either counted, or not created in this loop.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+
+
+class TaskPlacement(Generic[K]):
+    """Thread-safe task -> namespace map; ``on_change(namespace)`` hears of every count change."""
+
+    def __init__(self, on_change: Callable[[str], None] = lambda namespace: None) -> None:
+        self._lock = threading.Lock()
+        self._where: dict[K, str] = {}
+        self._counts: Counter[str] = Counter()
+        self.on_change = on_change
+
+    def place(self, task: K, namespace: str) -> None:
+        with self._lock:
+            before = self._where.get(task)
+            if before == namespace:
+                return
+            if before is not None:
+                self._drop_locked(before)
+            self._where[task] = namespace
+            self._counts[namespace] += 1
+        if before is not None:
+            self.on_change(before)
+        self.on_change(namespace)
+
+    def remove(self, task: K) -> str | None:
+        with self._lock:
+            namespace = self._where.pop(task, None)
+            if namespace is not None:
+                self._drop_locked(namespace)
+        if namespace is not None:
+            self.on_change(namespace)
+        return namespace
+
+    def count(self, namespace: str) -> int:
+        with self._lock:
+            return self._counts[namespace]
+
+    def items(self) -> list[tuple[K, str]]:
+        with self._lock:
+            return list(self._where.items())
+
+    def _drop_locked(self, namespace: str) -> None:
+        self._counts[namespace] -= 1
+        if self._counts[namespace] <= 0:
+            del self._counts[namespace]

@@ -1,0 +1,73 @@
+"""Every fix text the provider prints: one home, derived from the settings and permissions.
+
+A fix is a command an operator can paste, safe to run twice and safe next to what the cluster
+already has: only the missing rights are granted, in objects of their own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from airflow_provider_nsdiscovery.config import SECTION, DiscoverySettings
+from airflow_provider_nsdiscovery.discovery.permissions import BY_NAME, REQUIRED_PERMISSIONS, Permission
+
+ROLE_PREFIX = "airflow-task-pods"
+_SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
+
+
+def label_fix(name: str, settings: DiscoverySettings) -> str:
+    labels = [f"{r.key}={r.values[0]}" for r in settings.selector.requirements if r.operator in ("=", "in")]
+    if labels:
+        return f"kubectl label namespace {name} {' '.join(labels)}"
+    return f"label namespace {name} so that it matches '{settings.selector.text}'"
+
+
+def create_namespace_fix(name: str, settings: DiscoverySettings) -> str:
+    return f"kubectl create namespace {name} && {label_fix(name, settings)}"
+
+
+def exclusion_fix(name: str) -> str:
+    return f"run the task in another namespace, or remove '{name}' from [{SECTION}] exclude_namespaces"
+
+
+TERMINATING_FIX = "wait until it is gone and recreate it, or run the task in another namespace"
+
+
+def subject_flag(identity: str) -> str:
+    """The kubectl flag that names ``identity`` as a binding subject."""
+    if identity.startswith(_SERVICE_ACCOUNT_PREFIX):
+        return f"--serviceaccount={identity.removeprefix(_SERVICE_ACCOUNT_PREFIX)}"
+    return f"--user={identity}"
+
+
+def rbac_fix(namespace: str, identity: str, missing: Iterable[str] = ()) -> str:
+    """Grant exactly what is missing, without touching what is already granted.
+
+    Each Role is named after what it grants (``airflow-task-pods-pods-log-get``), so applying it
+    again is a no-op and it can never replace the rules of a Role that grants something else;
+    each RoleBinding is created, or gets our identity added as one more subject if it exists.
+    ``missing`` holds permission names as access reviews report them; empty means all of them.
+    """
+    wanted = [BY_NAME[m] for m in missing if m in BY_NAME] or list(REQUIRED_PERMISSIONS)
+    by_resource: dict[str, list[Permission]] = {}
+    for permission in wanted:
+        by_resource.setdefault(permission.resource_path, []).append(permission)
+    subject = subject_flag(identity)
+    commands = []
+    for resource, permissions in by_resource.items():
+        verbs = [p.verb for p in permissions]
+        role = "-".join((ROLE_PREFIX, resource.replace("/", "-"), *verbs))
+        kubectl = f"kubectl -n {namespace}"
+        commands.append(
+            f"{kubectl} create role {role} --verb={','.join(verbs)} --resource={resource} "
+            f"--dry-run=client -o yaml | kubectl apply -f - && ({kubectl} create rolebinding {role} "
+            f"--role={role} {subject} || {kubectl} set subject rolebinding {role} {subject})"
+        )
+    return " && ".join(commands)
+
+
+def invalid_name_fix(name: str) -> str:
+    candidate = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63].strip("-")
+    suggestion = f", e.g. '{candidate}'" if candidate and candidate != name else ""
+    return f"set metadata.namespace in the task's executor_config pod_override to a valid name{suggestion}"

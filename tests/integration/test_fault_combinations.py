@@ -1,0 +1,338 @@
+"""Faults combined with the states where they hurt most, on the real control plane.
+
+Each test breaks the API server, its storage or the scheduler's rights while tasks run in a
+namespace that is changing, and ends with the same checks: every loop alive and healthy again,
+every task reported exactly once, and no pod of ours running where nobody watches it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+import urllib3
+from airflow.utils.state import TaskInstanceState
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from airflow_provider_nsdiscovery.discovery.status import State
+from tests.harness.controlplane import NAMESPACE_READ_RULES, POD_RULES, Cluster, ControlPlane, Identity
+from tests.integration.executor_helpers import Executor, launch, pod_of, sync_until, watched, worker_pods
+from tests.integration.faults import (
+    CRASHES,
+    DOWNTIME,
+    RECOVERY_TIMEOUT,
+    SETTLE_TIMEOUT,
+    assert_loops_healthy,
+    assert_no_pod_unwatched,
+    assert_reported_once,
+    heartbeats,
+    ledger,
+    running,
+    team_namespace,
+    throttled,
+)
+from tests.integration.waiting import wait_until
+
+WATCH_EVERYWHERE = client.V1PolicyRule(api_groups=[""], resources=["pods"], verbs=["list", "watch"])
+
+
+def _process_plane(cluster: Cluster) -> ControlPlane:
+    if not isinstance(cluster, ControlPlane):
+        pytest.skip("crashing or freezing the API server needs the process control plane, not K3s")
+    return cluster
+
+
+def _state(executor: Executor, name: str) -> State | None:
+    assert executor.discovery is not None
+    status = executor.discovery.status(name)
+    return status.state if status else None
+
+
+@pytest.mark.parametrize("crash", list(CRASHES))
+def test_a_crash_during_a_drain_keeps_the_namespace_watched_until_its_tasks_are_reported_once(
+    crash: str,
+    outage: Cluster,
+    ns_factory: Callable[..., str],
+    scheduler: Identity,
+    selector_label: str,
+    admin: client.CoreV1Api,
+    make_executor: Callable[..., Executor],
+) -> None:
+    control_plane = _process_plane(outage)
+    name = team_namespace(control_plane, ns_factory, scheduler, selector_label)
+    executor = make_executor(access_recheck_interval="2")
+    reports = ledger(executor)
+    keys = [launch(executor, name) for _ in range(2)]
+    pods = [running(control_plane, admin, executor, key) for key in keys]
+    control_plane.label_namespace(name, {selector_label: None})
+    sync_until(executor, lambda: _state(executor, name) is State.DRAINING, f"{name} to drain")
+
+    beating = threading.Event()
+    errors: list[BaseException] = []
+
+    def scheduler_loop() -> None:  # the scheduler keeps heartbeating through the crash
+        while not beating.is_set():
+            try:
+                executor.sync()
+            except BaseException as err:
+                errors.append(err)
+            time.sleep(0.1)
+
+    loop = threading.Thread(target=scheduler_loop)
+    loop.start()
+    try:
+        CRASHES[crash](control_plane, DOWNTIME)
+        heartbeats_seen = time.monotonic()
+        while time.monotonic() - heartbeats_seen < 3:
+            assert _state(executor, name) is State.DRAINING  # a crash is not an answer
+            assert name in watched(executor)
+            time.sleep(0.1)
+    finally:
+        beating.set()
+        loop.join(10)
+    assert errors == []
+    control_plane.set_pod_phase(name, pods[0], "Succeeded")
+    control_plane.set_pod_phase(name, pods[1], "Failed", exit_code=2)
+
+    assert_reported_once(executor, reports, *keys)
+    assert [reports[key][0] for key in keys] == [None, TaskInstanceState.FAILED]  # None: succeeded
+    sync_until(
+        executor,
+        lambda: name not in watched(executor),
+        f"the watcher of {name} to stop",
+        timeout=SETTLE_TIMEOUT,
+    )
+    assert _state(executor, name) is State.NOT_SELECTED
+    assert_loops_healthy(executor)
+
+
+def test_429s_from_priority_and_fairness_while_a_namespace_leaves_decide_nothing_until_they_stop(
+    control_plane: Cluster,
+    ns_factory: Callable[..., str],
+    scheduler: Identity,
+    selector_label: str,
+    admin: client.CoreV1Api,
+    make_executor: Callable[..., Executor],
+) -> None:
+    name = team_namespace(control_plane, ns_factory, scheduler, selector_label)
+    executor = make_executor(access_recheck_interval="1")
+    assert executor.discovery is not None
+    reports = ledger(executor)
+    key = launch(executor, name)
+    pod = running(control_plane, admin, executor, key)
+    retries = executor.discovery.counters.retries
+
+    with throttled(control_plane, scheduler):
+        control_plane.label_namespace(name, {selector_label: None})  # the open watch still tells us
+        sync_until(executor, lambda: executor.discovery.counters.retries > retries, "429s to be retried")
+        deadline = time.monotonic() + 4  # several re-checks and retries, all refused
+        while time.monotonic() < deadline:
+            executor.sync()
+            assert _state(executor, name) in (State.PERMITTED, State.DRAINING)
+            assert name in watched(executor)
+            assert key in executor.running
+            time.sleep(0.1)
+
+    sync_until(
+        executor, lambda: _state(executor, name) is State.DRAINING, f"{name} to drain", timeout=SETTLE_TIMEOUT
+    )
+    control_plane.set_pod_phase(name, pod, "Succeeded")
+    assert_reported_once(executor, reports, key)
+    sync_until(
+        executor,
+        lambda: name not in watched(executor),
+        f"the watcher of {name} to stop",
+        timeout=SETTLE_TIMEOUT,
+    )
+    assert_loops_healthy(executor)
+
+
+def test_an_api_server_frozen_past_every_request_timeout_delays_but_loses_nothing(
+    outage: Cluster,
+    ns_factory: Callable[..., str],
+    scheduler: Identity,
+    selector_label: str,
+    admin: client.CoreV1Api,
+    make_executor: Callable[..., Executor],
+) -> None:
+    control_plane = _process_plane(outage)
+    name = team_namespace(control_plane, ns_factory, scheduler, selector_label)
+    executor = make_executor(access_recheck_interval="1")
+    assert executor.discovery is not None
+    reports = ledger(executor)
+    key = launch(executor, name)
+    pod = running(control_plane, admin, executor, key)
+
+    os.kill(control_plane.apiserver_pid, signal.SIGSTOP)
+    try:
+        executor.discovery.invalidate(name, "test: a 403 while the API server hangs")
+        heartbeats(executor, 12)  # past the 10 s every non-watch request may take
+        assert _state(executor, name) is State.PERMITTED
+        assert name in watched(executor)
+    finally:
+        os.kill(control_plane.apiserver_pid, signal.SIGCONT)
+
+    control_plane.set_pod_phase(name, pod, "Succeeded")
+    assert_reported_once(executor, reports, key)
+    assert_loops_healthy(executor)
+
+
+def test_revoking_the_cluster_wide_pod_watch_falls_back_to_one_watch_per_namespace(
+    outage: Cluster,
+    ns_factory: Callable[..., str],
+    selector_label: str,
+    admin: client.CoreV1Api,
+    make_executor: Callable[..., Executor],
+) -> None:
+    control_plane = _process_plane(outage)
+    home = ns_factory()
+    identity = control_plane.service_account_client(
+        home,
+        "scheduler",
+        cluster_rules=[*NAMESPACE_READ_RULES, WATCH_EVERYWHERE],
+        namespace_rules={home: POD_RULES},
+    )
+    name = team_namespace(control_plane, ns_factory, identity, selector_label)
+    executor = make_executor(identity)
+    assert executor.discovery is not None
+    assert executor.discovery.plan.cluster_wide
+    reports = ledger(executor)
+    key = launch(executor, name)
+    pod = running(control_plane, admin, executor, key)
+
+    control_plane.service_account_client(home, "scheduler", cluster_rules=NAMESPACE_READ_RULES)
+    control_plane.restart_apiserver()  # the open watch ends; the next one is refused
+    sync_until(
+        executor,
+        lambda: watched(executor) == {home, name},
+        "one watcher per namespace instead of the refused cluster-wide one",
+        timeout=RECOVERY_TIMEOUT,
+    )
+    assert not executor.discovery.plan.cluster_wide
+    control_plane.set_pod_phase(name, pod, "Succeeded")
+    assert_reported_once(executor, reports, key)
+    assert_loops_healthy(executor)
+
+
+def test_async_pod_creation_refused_by_rbac_fails_the_task_with_the_reason_and_creates_no_pod(
+    control_plane: Cluster,
+    ns_factory: Callable[..., str],
+    scheduler: Identity,
+    selector_label: str,
+    admin: client.CoreV1Api,
+    make_executor: Callable[..., Executor],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AIRFLOW__KUBERNETES_EXECUTOR__ASYNC_POD_CREATION", "True")
+    name = team_namespace(control_plane, ns_factory, scheduler, selector_label)
+    executor = make_executor()
+    assert executor.kube_config.async_pod_creation
+    assert _state(executor, name) is State.PERMITTED
+    no_create = [
+        client.V1PolicyRule(
+            api_groups=r.api_groups, resources=r.resources, verbs=[v for v in r.verbs if v != "create"]
+        )
+        for r in POD_RULES
+    ]
+    control_plane.grant(scheduler, name, no_create)  # the table still says permitted: no re-check yet
+    reports = ledger(executor)
+
+    key = launch(executor, name)
+
+    assert key not in executor.running
+    state, reason = reports[key]
+    assert state == TaskInstanceState.FAILED
+    assert f"namespace '{name}' is forbidden" in str(reason)
+    assert "lacks: create pods" in str(reason)
+    assert worker_pods(admin, executor) == []
+    assert_loops_healthy(executor)
+
+
+def test_a_scheduler_started_while_the_api_server_is_down_starts_and_catches_up(
+    outage: Cluster,
+    ns_factory: Callable[..., str],
+    scheduler: Identity,
+    selector_label: str,
+    admin: client.CoreV1Api,
+    make_executor: Callable[..., Executor],
+) -> None:
+    control_plane = _process_plane(outage)
+    name = team_namespace(control_plane, ns_factory, scheduler, selector_label)
+    restart = threading.Thread(target=control_plane.restart_apiserver, kwargs={"downtime": 8.0})
+    restart.start()
+
+    def down() -> bool:
+        try:
+            admin.list_namespace(limit=1, _request_timeout=1)
+        except (ApiException, urllib3.exceptions.HTTPError):
+            return True
+        return False
+
+    wait_until(down, "the API server to be down")
+    executor = make_executor(initial_sync_timeout="2")  # upstream starts without the API server too
+    assert executor.discovery is not None
+    restart.join(RECOVERY_TIMEOUT)
+    sync_until(
+        executor, lambda: name in watched(executor), f"{name} to be discovered", timeout=RECOVERY_TIMEOUT
+    )
+    assert executor.discovery.identity == scheduler.username
+
+    reports = ledger(executor)
+    key = launch(executor, name)
+    control_plane.set_pod_phase(name, pod_of(admin, executor, key).metadata.name, "Succeeded")
+    assert_reported_once(executor, reports, key)
+    assert_loops_healthy(executor)
+
+
+def test_a_finished_pod_that_may_not_be_deleted_is_reported_once_and_cleaned_up_when_rights_return(
+    control_plane: Cluster,
+    ns_factory: Callable[..., str],
+    scheduler: Identity,
+    selector_label: str,
+    admin: client.CoreV1Api,
+    make_executor: Callable[..., Executor],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    name = team_namespace(control_plane, ns_factory, scheduler, selector_label)
+    executor = make_executor(access_recheck_interval="1")
+    assert executor.kube_scheduler is not None
+    cleanup = executor.kube_scheduler.cleanup  # type: ignore[attr-defined]
+    reports = ledger(executor)
+    key = launch(executor, name)
+    pod = running(control_plane, admin, executor, key)
+    watch_only = [
+        client.V1PolicyRule(
+            api_groups=r.api_groups,
+            resources=r.resources,
+            verbs=[v for v in r.verbs if v not in ("delete", "patch")],
+        )
+        for r in POD_RULES
+    ]
+    control_plane.grant(scheduler, name, watch_only)  # the RoleBinding loses delete: a lost grant
+    sync_until(
+        executor, lambda: _state(executor, name) is State.DRAINING, f"{name} to drain", timeout=SETTLE_TIMEOUT
+    )
+
+    control_plane.set_pod_phase(name, pod, "Succeeded")
+    assert_reported_once(executor, reports, key)
+    assert {job.pod for job in cleanup.pending} == {pod}
+    assert not [r for r in caplog.records if "re-queueing" in r.getMessage()]  # upstream's spin
+    sync_until(
+        executor,
+        lambda: name not in watched(executor),
+        f"the watcher of {name} to stop",
+        timeout=SETTLE_TIMEOUT,
+    )
+
+    control_plane.grant(scheduler, name, POD_RULES)
+    wait_until(
+        lambda: not cleanup.pending, "the clean-up to be retried and succeed", timeout=RECOVERY_TIMEOUT
+    )
+    assert worker_pods(admin, executor) == []
+    assert_no_pod_unwatched(admin, executor)
+    assert_loops_healthy(executor)
