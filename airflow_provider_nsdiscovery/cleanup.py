@@ -34,9 +34,11 @@ class PodCleanupJob:
 class PodCleanup:
     """``act(job)`` performs one clean-up and raises on failure; a 404 must count as success."""
 
-    def __init__(self, act: Callable[[PodCleanupJob], None], *, max_delay: float = 300.0) -> None:
+    def __init__(
+        self, act: Callable[[PodCleanupJob], None], *, base_delay: float = 1.0, max_delay: float = 300.0
+    ) -> None:
         self._act = act
-        self._queue: WorkQueue[PodCleanupJob] = WorkQueue(base_delay=1.0, max_delay=max_delay)
+        self._queue: WorkQueue[PodCleanupJob] = WorkQueue(base_delay=base_delay, max_delay=max_delay)
         self._lock = threading.Lock()
         self._pending: set[PodCleanupJob] = set()
         self._supervisor = Supervisor()

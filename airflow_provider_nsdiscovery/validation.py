@@ -22,19 +22,24 @@ class NamespaceRefusal(Exception):
 
 
 def check_pod_namespace(
-    pod: k8s.V1Pod, lookup: Callable[[str], NamespaceStatus], *, team: str | None = None
+    pod: k8s.V1Pod,
+    lookup: Callable[[str], NamespaceStatus],
+    *,
+    dag_id: str | None = None,
+    team: str | None = None,
 ) -> NamespaceStatus:
     """Return the permitted status of the pod's namespace, or raise :class:`NamespaceRefusal`.
 
     The namespace must be usable at all (its state) and must accept this task: its owners may
-    limit it to some DAGs or Airflow teams with annotations (see ``discovery.tenancy``).
+    limit it to some DAGs or Airflow teams with annotations (see ``discovery.tenancy``). The DAG
+    and team are the task's own identity as the scheduler knows it, never read from the pod: a
+    DAG author writes pod_override, so anything in the pod's metadata may be spoofed.
     """
     metadata = pod.metadata
     namespace = (metadata.namespace if metadata else None) or ""
     status = lookup(namespace)
     if status.state is not State.PERMITTED:
         raise NamespaceRefusal(status)
-    dag_id = ((metadata.annotations if metadata else None) or {}).get("dag_id")
     denied = status.tenancy.refusal(namespace, dag_id, team)
     if denied is not None:
         raise NamespaceRefusal(NamespaceStatus(namespace, State.DENIED, *denied))

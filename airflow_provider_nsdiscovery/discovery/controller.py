@@ -49,7 +49,8 @@ namespace name, so it cannot collide with one."""
 CHECK_TIMEOUT = 2.0
 """How long the scheduler thread waits for an on-demand look before it defers the task."""
 NEGATIVE_TTL = 2.0
-"""How long a refusal is reused: a burst of tasks for one bad namespace costs one look."""
+"""How long a refusal (or a look that found no answer) is reused: a burst of tasks for one bad
+namespace costs one look, and an API server that is down costs the scheduler loop one wait."""
 
 
 class DiscoveryMode(StrEnum):
@@ -251,7 +252,8 @@ class NamespaceDiscovery:
             return decide(name, self.settings, None, None)  # not stored: the table holds real names only
         if current is not None and current.state is State.EXCLUDED:
             return current
-        cached = self._refusals.get(name)
+        with self._lock:  # a TTLCache is not thread-safe
+            cached = self._refusals.get(name)
         if cached is not None:
             return cached
         return self._look(name, review=False)
@@ -276,11 +278,12 @@ class NamespaceDiscovery:
             )
         status = self.table.get(name)
         if status is None or not finished:
-            return NamespaceStatus(
+            status = NamespaceStatus(
                 name, State.PENDING, f"its check did not finish within {CHECK_TIMEOUT:.0f}s"
             )
-        if status.state is not State.PERMITTED and status.state is not State.PENDING:
-            self._refusals[name] = status
+        if status.state is not State.PERMITTED:
+            with self._lock:  # a refusal, or no answer yet: the next tasks do not wait for it again
+                self._refusals[name] = status
         return status
 
     # handlers: record and enqueue, nothing else -------------------------------------------------
@@ -450,6 +453,8 @@ class NamespaceDiscovery:
         # The first re-check is spread over the whole interval so that namespaces discovered
         # together (e.g. at start) are not re-checked together forever after.
         factor = random.uniform(0.5, 1.0) if first else random.uniform(1 - spread, 1 + spread)
+        if self.identity == UNKNOWN_IDENTITY:
+            self.queue.add(CLUSTER_SCOPE)  # the API server answers again: ask who we are now
         with self._lock:
             self._access[name] = decision
             self._review_at[name] = self._clock.now() + interval * factor
@@ -512,11 +517,20 @@ class NamespaceDiscovery:
             raise RetryError("the API server has not said who the scheduler is yet")
 
     def _resolve_identity(self) -> None:
+        """Ask who we are until the API server says; then re-review what was decided meanwhile,
+        so every reason names the real identity."""
         if self.identity != UNKNOWN_IDENTITY:
             return
         identity = self._identify()
-        if identity:
-            self.identity = self._reviewer.identity = identity
+        if not identity:
+            return
+        self.identity = self._reviewer.identity = identity
+        with self._lock:
+            reviewed = list(self._access)
+            for name in reviewed:
+                self._review_at[name] = float("-inf")
+        for name in reviewed:
+            self.queue.add(name)
 
     # publishing --------------------------------------------------------------------------------
 

@@ -45,6 +45,14 @@ def _resource_versions() -> dict[str, str]:
     return versions
 
 
+def _dag_id(job: KubernetesJob) -> str | None:
+    """The task's DAG as the scheduler queued it: from its key, or its workload on newer Airflow."""
+    dag_id = getattr(job.key, "dag_id", None)
+    if dag_id is None and job.command:
+        dag_id = getattr(getattr(job.command[0], "ti", None), "dag_id", None)
+    return str(dag_id) if dag_id is not None else None
+
+
 class NamespaceRefusedError(PodReconciliationError):
     """A pod that may not be created where it would land.
 
@@ -128,7 +136,7 @@ class DynamicNamespaceKubernetesScheduler(AirflowKubernetesScheduler):
     def _build_pod_request(self, next_job: KubernetesJob) -> k8s.V1Pod:
         pod = super()._build_pod_request(next_job)
         try:
-            check_pod_namespace(pod, self.discovery.check, team=self.team_name)
+            check_pod_namespace(pod, self.discovery.check, dag_id=_dag_id(next_job), team=self.team_name)
         except NamespaceRefusal as refusal:
             raise NamespaceRefusedError(refusal.status) from None
         # Place, then look again: discovery marks a namespace as taking no new tasks before it

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from airflow_provider_nsdiscovery.discovery import remedies
+from airflow_provider_nsdiscovery.discovery.permissions import REQUIRED_PERMISSIONS
 from tests.harness.airflow_stack import tail
 from tests.harness.controlplane import require_cluster
 from tests.harness.namespaces_scenario import HOME_NAMESPACE, NamespacesScenario, Outcome
@@ -22,6 +24,7 @@ from tests.harness.namespaces_scenario import HOME_NAMESPACE, NamespacesScenario
 log = logging.getLogger(__name__)
 
 SCHEDULER = "system:serviceaccount:airflow:scheduler"
+ALL_REQUIRED = tuple(str(p) for p in REQUIRED_PERMISSIONS)
 REFUSAL_DEADLINE_SECONDS = 15.0
 """Queued -> failed for a refused task: one or two scheduler loops, with room for a slow CI machine."""
 
@@ -92,11 +95,7 @@ def test_a_labelled_namespace_without_rbac_is_refused_with_the_missing_verbs_and
         "get pods/log",
     ):
         assert verb in reason
-    assert "kubectl -n team-b create role airflow-task-pods" in reason
-    assert (
-        "kubectl -n team-b create rolebinding airflow-task-pods --role=airflow-task-pods "
-        "--serviceaccount=airflow:scheduler" in reason
-    )
+    assert remedies.rbac_fix("team-b", SCHEDULER, ALL_REQUIRED) in reason
 
 
 def test_a_namespace_without_the_label_is_refused_with_the_label_command(results: Results) -> None:

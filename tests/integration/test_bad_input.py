@@ -183,3 +183,28 @@ def test_namespace_annotation_limits_which_dags_may_run_there(
     )
     executor.sync()
     assert [p.metadata.namespace for p in worker_pods(admin, executor)] == [team]
+
+
+def test_a_dag_id_spoofed_in_pod_override_annotations_does_not_get_past_tenant_policy(
+    control_plane: Cluster,
+    ns_factory: Callable[..., str],
+    scheduler: Identity,
+    selector_label: str,
+    admin: client.CoreV1Api,
+    make_executor: Callable[..., Executor],
+) -> None:
+    """Upstream merges pod_override last, so a DAG author can set any annotation on the pod; the
+    tenant policy is decided from the task's own DAG id."""
+    team = ns_factory(labels={selector_label: "true"})
+    control_plane.grant(scheduler, team, POD_RULES)
+    with control_plane.admin_api_client() as api:
+        client.CoreV1Api(api).patch_namespace(team, {"metadata": {"annotations": {ALLOWED_DAGS: "etl_*"}}})
+    executor = make_executor()
+    spoofed = k8s.V1ObjectMeta(
+        namespace=team, annotations={"dag_id": "etl_daily"}, labels={"dag_id": "etl_daily"}
+    )
+
+    key = _run(executor, {"pod_override": k8s.V1Pod(metadata=spoofed)})  # DAG "nsd_dag"
+
+    assert "not 'nsd_dag'" in _failed_with(executor, key)
+    assert worker_pods(admin, executor) == []

@@ -96,6 +96,7 @@ def test_a_crash_during_a_drain_keeps_the_namespace_watched_until_its_tasks_are_
         beating.set()
         loop.join(10)
     assert errors == []
+    assert_no_pod_unwatched(admin, executor)
     control_plane.set_pod_phase(name, pods[0], "Succeeded")
     control_plane.set_pod_phase(name, pods[1], "Failed", exit_code=2)
 
@@ -141,6 +142,7 @@ def test_429s_from_priority_and_fairness_while_a_namespace_leaves_decide_nothing
     sync_until(
         executor, lambda: _state(executor, name) is State.DRAINING, f"{name} to drain", timeout=SETTLE_TIMEOUT
     )
+    assert_no_pod_unwatched(admin, executor)
     control_plane.set_pod_phase(name, pod, "Succeeded")
     assert_reported_once(executor, reports, key)
     sync_until(
@@ -177,6 +179,7 @@ def test_an_api_server_frozen_past_every_request_timeout_delays_but_loses_nothin
     finally:
         os.kill(control_plane.apiserver_pid, signal.SIGCONT)
 
+    assert_no_pod_unwatched(admin, executor)
     control_plane.set_pod_phase(name, pod, "Succeeded")
     assert_reported_once(executor, reports, key)
     assert_loops_healthy(executor)
@@ -214,6 +217,7 @@ def test_revoking_the_cluster_wide_pod_watch_falls_back_to_one_watch_per_namespa
         timeout=RECOVERY_TIMEOUT,
     )
     assert not executor.discovery.plan.cluster_wide
+    assert_no_pod_unwatched(admin, executor)
     control_plane.set_pod_phase(name, pod, "Succeeded")
     assert_reported_once(executor, reports, key)
     assert_loops_healthy(executor)

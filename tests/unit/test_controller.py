@@ -257,8 +257,11 @@ def test_check_of_a_namespace_labelled_a_moment_ago_looks_once_and_a_refusal_is_
         worker.join(5)
 
 
-def test_check_defers_with_pending_when_no_answer_comes_in_time() -> None:
+def test_check_defers_with_pending_when_no_answer_comes_in_time_and_the_next_tasks_do_not_wait() -> None:
     harness = make_harness()
     status = harness.discovery.check("team-x")  # no worker runs: nothing can answer
     assert status.state is State.PENDING
     assert not status.gives_up_tasks
+    assert harness.discovery.check("team-x") is status  # reused, without a second wait
+    harness.clock.advance(2.1)
+    assert harness.discovery.check("team-x") is not status  # a new look once it expired

@@ -11,6 +11,7 @@ from airflow_provider_nsdiscovery.validation import NamespaceRefusal, check_pod_
 
 
 def _pod(namespace: str, dag_id: str) -> k8s.V1Pod:
+    """A pod whose annotations claim ``dag_id``: a DAG author can write any of them."""
     return k8s.V1Pod(metadata=k8s.V1ObjectMeta(namespace=namespace, annotations={"dag_id": dag_id}))
 
 
@@ -56,7 +57,7 @@ def test_pre_launch_check_refuses_a_dag_the_namespace_does_not_accept() -> None:
     status = _permitted(TenantPolicy(allowed_dags=("etl_*",)))
 
     with pytest.raises(NamespaceRefusal) as refused:
-        check_pod_namespace(_pod("team-a", "ml_train"), lambda name: status)
+        check_pod_namespace(_pod("team-a", "ml_train"), lambda name: status, dag_id="ml_train")
 
     assert refused.value.status.state is State.DENIED
     assert str(refused.value).startswith("namespace 'team-a' does not accept this task: its annotation")
@@ -64,4 +65,17 @@ def test_pre_launch_check_refuses_a_dag_the_namespace_does_not_accept() -> None:
 
 def test_pre_launch_check_passes_an_accepted_dag_and_team() -> None:
     status = _permitted(TenantPolicy(allowed_dags=("etl_*",), allowed_teams=("analytics",)))
-    assert check_pod_namespace(_pod("team-a", "etl_x"), lambda name: status, team="analytics") is status
+    assert (
+        check_pod_namespace(_pod("team-a", "etl_x"), lambda name: status, dag_id="etl_x", team="analytics")
+        is status
+    )
+
+
+def test_pod_annotations_claiming_an_accepted_dag_do_not_make_another_dag_accepted() -> None:
+    """pod_override can set any annotation: the task's own DAG id decides, never the pod's."""
+    status = _permitted(TenantPolicy(allowed_dags=("etl_*",)))
+
+    with pytest.raises(NamespaceRefusal) as refused:
+        check_pod_namespace(_pod("team-a", "etl_spoofed"), lambda name: status, dag_id="ml_train")
+
+    assert "not 'ml_train'" in str(refused.value)
