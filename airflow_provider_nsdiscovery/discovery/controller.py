@@ -73,6 +73,7 @@ class DiscoveryCounters:
     validation_hits: int = 0
     validation_misses: int = 0
     retries: int = 0
+    foreign_pods: int = 0  # pod events and adoptions refused: not where the task was placed
 
 
 class NamespaceSource(Protocol):
@@ -180,7 +181,7 @@ class NamespaceDiscovery:
         return cls(
             settings,
             lambda snap, event, opened: NamespaceWatch(
-                api_client, settings.label_selector, snap, event, count, opened
+                api_client, settings.label_selector, snap, event, on_request=count, on_open=opened
             ),
             AccessReviewer(api_client, on_request=count),
             on_change=on_change,

@@ -48,6 +48,10 @@ class TaskPlacement(Generic[K]):
             self.on_change(namespace)
         return namespace
 
+    def namespace_of(self, task: K) -> str | None:
+        with self._lock:
+            return self._where.get(task)
+
     def count(self, namespace: str) -> int:
         with self._lock:
             return self._counts[namespace]

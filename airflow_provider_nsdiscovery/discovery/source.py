@@ -77,6 +77,7 @@ class NamespaceWatch:
         label_selector: str,
         on_snapshot: Callable[[dict[str, Observation]], None],
         on_event: Callable[[str, str, Observation], None],
+        *,
         on_request: Callable[[str], None] = lambda kind: None,
         on_open: Callable[[], None] = lambda: None,
     ) -> None:

@@ -18,7 +18,10 @@ from typing import TYPE_CHECKING, Any
 from airflow.exceptions import AirflowConfigException
 from airflow.providers.cncf.kubernetes.executors import kubernetes_executor_utils
 from airflow.providers.cncf.kubernetes.executors.kubernetes_executor import KubernetesExecutor
+from airflow.providers.cncf.kubernetes.executors.kubernetes_executor_utils import get_base_pod_from_template
 from airflow.providers.cncf.kubernetes.kube_client import _get_executor_kube_client
+from airflow.providers.cncf.kubernetes.kubernetes_helper_functions import annotations_to_key, create_unique_id
+from airflow.providers.cncf.kubernetes.pod_generator import PodGenerator
 from kubernetes.client.rest import ApiException
 
 from airflow_provider_nsdiscovery.config import SECTION, SettingsError
@@ -170,7 +173,7 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
         """
         self._adoption_namespaces = {
             namespace
-            for namespace in (self._get_pod_namespace(ti) for ti in tis)
+            for namespace in (self._landing_namespace(ti) for ti in tis)
             if namespace and is_valid_namespace_name(namespace)
         }
         try:
@@ -178,14 +181,78 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
         finally:
             self._adoption_namespaces = set()
 
+    def _change_state(self, results: Any, **kwargs: Any) -> None:
+        """Accept a pod's outcome only from the namespace where its task was placed.
+
+        Anyone who may create pods in a watched namespace can label one like ours and annotate it
+        as another tenant's task; its events must not finish that task. A task is placed in one
+        namespace, when its pod is built or adopted; a pod elsewhere claiming it is ignored.
+        """
+        placed = self.discovery.placement.namespace_of(results.key) if self.discovery else None
+        if placed is not None and results.namespace != placed:
+            self._ignore_foreign_pod(results.namespace, results.pod_name, results.key, placed)
+            return
+        super()._change_state(results, **kwargs)
+
+    def _ignore_foreign_pod(self, namespace: str, pod: str, key: Any, placed: str) -> None:
+        self.log.warning(
+            "Ignoring pod %s/%s: it claims task %s, which runs in namespace '%s', not '%s'",
+            namespace,
+            pod,
+            key,
+            placed,
+            namespace,
+        )
+        if self.discovery is not None:
+            self.discovery.counters.foreign_pods += 1
+
     def adopt_launched_task(self, kube_client: Any, pod: Any, tis_to_flush_by_key: dict[Any, Any]) -> None:
-        """Remember where adopted pods run, and keep watching there while they do."""
+        """Adopt a pod only where its task would have been launched; remember where it runs.
+
+        The namespace is the one the task's own executor_config asks for (or the home namespace),
+        never one the pod chose: a pod claiming the task from another namespace is ignored.
+        """
+        ti = tis_to_flush_by_key.get(annotations_to_key(pod.metadata.annotations))
+        if ti is not None:
+            landing = self._landing_namespace(ti)
+            if pod.metadata.namespace != landing:
+                self._ignore_foreign_pod(pod.metadata.namespace, pod.metadata.name, ti.key, landing)
+                return
         before = set(self.running)
         super().adopt_launched_task(kube_client, pod, tis_to_flush_by_key)
         namespace = pod.metadata.namespace
         if self.discovery is not None:
             for key in set(self.running) - before:
                 self.discovery.placement.place(key, namespace)  # drains it if it is no longer used
+
+    def _landing_namespace(self, ti: Any) -> str:
+        """Where the task's pod lands: pod template, executor_config and the pod mutation hook
+        applied by upstream's own pod construction, as at launch; what pod_override alone says
+        if the task cannot be built (e.g. its executor_config no longer parses)."""
+        scheduler = self.kube_scheduler
+        if scheduler is None:
+            return str(self._get_pod_namespace(ti))
+        try:
+            config = ti.executor_config or {}
+            pod = PodGenerator.construct_pod(
+                namespace=scheduler.namespace,
+                scheduler_job_id=scheduler.scheduler_job_id,
+                pod_id=create_unique_id(ti.dag_id, ti.task_id),
+                dag_id=ti.dag_id,
+                task_id=ti.task_id,
+                kube_image=self.kube_config.kube_image,
+                try_number=ti.try_number,
+                map_index=ti.map_index,
+                date=None,
+                run_id=ti.run_id,
+                args=[],
+                pod_override_object=PodGenerator.from_obj(config),
+                base_worker_pod=get_base_pod_from_template(config.get("pod_template_file"), self.kube_config),
+                with_mutation_hook=True,
+            )
+            return str(pod.metadata.namespace)
+        except Exception:
+            return str(self._get_pod_namespace(ti))
 
     def _plan_changed(self, plan: WatchPlan) -> None:
         if isinstance(self.kube_scheduler, DynamicNamespaceKubernetesScheduler):

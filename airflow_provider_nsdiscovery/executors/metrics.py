@@ -45,6 +45,7 @@ class DiscoveryMetrics:
             **{("api_requests", kind): n for kind, n in counters.requests.items()},
             **{("refusals", reason): n for reason, n in counters.refusals.items()},
             ("reconcile_retries", ""): counters.retries,
+            ("foreign_pods_ignored", ""): counters.foreign_pods,
         }
         for (metric, tag), total in totals.items():
             key = f"{metric}:{tag}"
