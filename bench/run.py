@@ -140,7 +140,7 @@ class ChildExecutor:
     def op_start(self, expect: list[str], timeout: float = 180.0) -> dict[str, Any]:
         phases: dict[str, float] = {}
         if self.impl == "ours":
-            from airflow_provider_nsdiscovery.discovery.engine import NamespaceDiscovery
+            from airflow_provider_nsdiscovery.discovery.controller import NamespaceDiscovery
 
             discovery_start = NamespaceDiscovery.start
 
@@ -245,7 +245,7 @@ class ChildExecutor:
 
         t_recv = time.monotonic()
         counters = self.executor.discovery.counters
-        misses = counters["validation cache miss"]
+        misses = counters.validation_misses
         key = self._key()
         config = {"pod_override": k8s.V1Pod(metadata=k8s.V1ObjectMeta(namespace=ns))}
         self.executor.running.add(key)
@@ -261,7 +261,7 @@ class ChildExecutor:
             "t_recv": t_recv,
             "t_created": self.rec.first_after(ns, "pod-created", t_recv),
             "t_sync_done": time.monotonic(),
-            "on_demand": counters["validation cache miss"] - misses,
+            "on_demand": counters.validation_misses - misses,
             "refused": refused,
         }
 
@@ -328,63 +328,42 @@ class ChildExecutor:
     def _miss_costs(self, forced_miss: list[str], unselected: str, miss_iterations: int) -> dict[str, Any]:
         discovery = self.executor.discovery
         out: dict[str, Any] = {}
-        # Requests made by the checks themselves: counted only on this (the calling) thread, so the
-        # background re-checks of other namespaces, which also feed discovery.counters, are left out.
-        mine: Counter[str] = Counter()
-        caller = threading.get_ident()
-        count_request, reviewer_request = (
-            discovery._count_request,
-            discovery._reviewer._on_request,
-        )
+        # Requests made while the checks run. The looks run on the controller's workers, so the
+        # background re-checks of other namespaces in the same window are counted too.
+        requests = discovery.counters.requests
+        before = Counter(requests)
 
-        def counting(original: Any) -> Any:
-            def count(kind: str) -> None:
-                if threading.get_ident() == caller:
-                    mine[kind] += 1
-                original(kind)
+        def made() -> dict[str, int]:
+            return {f"api: {k}": v - before[k] for k, v in requests.items() if v > before[k]}
 
-            return count
-
-        discovery._count_request = counting(count_request)
-        discovery._reviewer._on_request = counting(reviewer_request)
-        try:
-            # Forced miss: invalidate() drops the cached review and looks again (one GET, one
-            # review), the same work check() does for a namespace labelled a moment ago whose
-            # watch event has not been processed yet.
-            samples: list[float] = []
-            for i in range(miss_iterations):
-                ns = forced_miss[i % len(forced_miss)]
-                started = time.perf_counter()
-                status = discovery.invalidate(ns, "benchmark: forced miss")
-                samples.append((time.perf_counter() - started) * 1e6)
-                assert status.state.value == "permitted", status.message
-            out["miss"] = {
-                "samples_us": samples,
-                "api": {f"api: {k}": v for k, v in mine.items()},
-            }
-            mine.clear()
-            samples = []
-            for _ in range(miss_iterations):
-                started = time.perf_counter()
-                status = discovery.check(unselected)
-                samples.append((time.perf_counter() - started) * 1e6)
-            out["unselected"] = {
-                "samples_us": samples,
-                "api": {f"api: {k}": v for k, v in mine.items()},
-                "state": status.state.value,
-            }
-        finally:
-            discovery._count_request, discovery._reviewer._on_request = (
-                count_request,
-                reviewer_request,
-            )
+        # Forced miss: recheck() looks again (one GET, one review), the same work check()
+        # does for a namespace labelled a moment ago whose watch event has not arrived yet.
+        samples: list[float] = []
+        for i in range(miss_iterations):
+            ns = forced_miss[i % len(forced_miss)]
+            started = time.perf_counter()
+            status = discovery.recheck(ns, "benchmark: forced miss")
+            samples.append((time.perf_counter() - started) * 1e6)
+            assert status.state.value == "permitted", status.message
+        out["miss"] = {"samples_us": samples, "api": made()}
+        before = Counter(requests)
+        samples = []
+        for _ in range(miss_iterations):
+            started = time.perf_counter()
+            status = discovery.check(unselected)
+            samples.append((time.perf_counter() - started) * 1e6)
+        out["unselected"] = {
+            "samples_us": samples,
+            "api": made(),
+            "state": status.state.value,
+        }
         return out
 
     def op_status(self) -> dict[str, Any]:
         out: dict[str, Any] = {"watchers": len(self.executor.kube_scheduler.kube_watchers)}
         discovery = getattr(self.executor, "discovery", None)
         if discovery is not None:
-            out["counters"] = dict(discovery.counters)
+            out["counters"] = {f"api: {k}": v for k, v in discovery.counters.requests.items()}
             out["states"] = dict(Counter(s.state.value for s in discovery.table.snapshot().values()))
         return out
 
