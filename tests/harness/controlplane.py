@@ -73,6 +73,11 @@ NAMESPACE_READ_RULES: list[client.V1PolicyRule] = [
     client.V1PolicyRule(api_groups=[""], resources=["namespaces"], verbs=["get", "list", "watch"]),
 ]
 
+POD_WATCH_EVERYWHERE_RULES: list[client.V1PolicyRule] = [
+    client.V1PolicyRule(api_groups=[""], resources=["pods"], verbs=["list", "watch"]),
+]
+"""Cluster-wide rules that let the executor replace its per-namespace watches with one."""
+
 STARTUP_TIMEOUT = 60.0
 """Generous next to the ~3 s a start takes here, because CI machines stall under load."""
 

@@ -28,6 +28,7 @@ from tests.harness.controlplane import (
     require_cluster,
 )
 from tests.integration.executor_helpers import TEMPLATE, Executor
+from tests.integration.faults import team_namespace
 from tests.integration.waiting import wait_until
 
 _HERE = Path(__file__).parent
@@ -112,6 +113,14 @@ def scheduler(control_plane: Cluster, ns_factory: NamespaceFactory) -> Identity:
     return control_plane.service_account_client(
         home, "scheduler", cluster_rules=NAMESPACE_READ_RULES, namespace_rules={home: POD_RULES}
     )
+
+
+@pytest.fixture
+def team(
+    control_plane: Cluster, ns_factory: NamespaceFactory, scheduler: Identity, selector_label: str
+) -> Callable[[], str]:
+    """Makes a namespace labelled for discovery, with the pod rights the scheduler needs there."""
+    return lambda: team_namespace(control_plane, ns_factory, scheduler, selector_label)
 
 
 @pytest.fixture

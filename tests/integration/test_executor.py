@@ -16,7 +16,13 @@ from kubernetes import client
 from kubernetes.client import models as k8s
 
 from airflow_provider_nsdiscovery.discovery.status import State
-from tests.harness.controlplane import NAMESPACE_READ_RULES, POD_RULES, Cluster, Identity
+from tests.harness.controlplane import (
+    NAMESPACE_READ_RULES,
+    POD_RULES,
+    POD_WATCH_EVERYWHERE_RULES,
+    Cluster,
+    Identity,
+)
 from tests.integration.executor_helpers import (
     Executor,
     launch,
@@ -315,11 +321,10 @@ def test_an_identity_that_may_watch_pods_everywhere_uses_one_cluster_wide_watch(
     make_executor: Callable[..., Executor],
 ) -> None:
     home = ns_factory()
-    watch_everywhere = client.V1PolicyRule(api_groups=[""], resources=["pods"], verbs=["list", "watch"])
     identity = control_plane.service_account_client(
         home,
         "scheduler",
-        cluster_rules=[*NAMESPACE_READ_RULES, watch_everywhere],
+        cluster_rules=[*NAMESPACE_READ_RULES, *POD_WATCH_EVERYWHERE_RULES],
         namespace_rules={home: POD_RULES},
     )
     team, unlabelled = ns_factory(labels={selector_label: "true"}), ns_factory()

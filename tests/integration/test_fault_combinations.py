@@ -20,7 +20,14 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from airflow_provider_nsdiscovery.discovery.status import State
-from tests.harness.controlplane import NAMESPACE_READ_RULES, POD_RULES, Cluster, ControlPlane, Identity
+from tests.harness.controlplane import (
+    NAMESPACE_READ_RULES,
+    POD_RULES,
+    POD_WATCH_EVERYWHERE_RULES,
+    Cluster,
+    ControlPlane,
+    Identity,
+)
 from tests.integration.executor_helpers import Executor, launch, pod_of, sync_until, watched, worker_pods
 from tests.integration.faults import (
     CRASHES,
@@ -38,8 +45,6 @@ from tests.integration.faults import (
 )
 from tests.integration.waiting import wait_until
 
-WATCH_EVERYWHERE = client.V1PolicyRule(api_groups=[""], resources=["pods"], verbs=["list", "watch"])
-
 
 def _process_plane(cluster: Cluster) -> ControlPlane:
     if not isinstance(cluster, ControlPlane):
@@ -55,16 +60,16 @@ def _state(executor: Executor, name: str) -> State | None:
 
 @pytest.mark.parametrize("crash", list(CRASHES))
 def test_a_crash_during_a_drain_keeps_the_namespace_watched_until_its_tasks_are_reported_once(
+    team: Callable[[], str],
     crash: str,
     outage: Cluster,
-    ns_factory: Callable[..., str],
     scheduler: Identity,
     selector_label: str,
     admin: client.CoreV1Api,
     make_executor: Callable[..., Executor],
 ) -> None:
     control_plane = _process_plane(outage)
-    name = team_namespace(control_plane, ns_factory, scheduler, selector_label)
+    name = team()
     executor = make_executor(access_recheck_interval="2")
     reports = ledger(executor)
     keys = [launch(executor, name) for _ in range(2)]
@@ -113,14 +118,14 @@ def test_a_crash_during_a_drain_keeps_the_namespace_watched_until_its_tasks_are_
 
 
 def test_429s_from_priority_and_fairness_while_a_namespace_leaves_decide_nothing_until_they_stop(
+    team: Callable[[], str],
     control_plane: Cluster,
-    ns_factory: Callable[..., str],
     scheduler: Identity,
     selector_label: str,
     admin: client.CoreV1Api,
     make_executor: Callable[..., Executor],
 ) -> None:
-    name = team_namespace(control_plane, ns_factory, scheduler, selector_label)
+    name = team()
     executor = make_executor(access_recheck_interval="1")
     assert executor.discovery is not None
     reports = ledger(executor)
@@ -155,15 +160,13 @@ def test_429s_from_priority_and_fairness_while_a_namespace_leaves_decide_nothing
 
 
 def test_an_api_server_frozen_past_every_request_timeout_delays_but_loses_nothing(
+    team: Callable[[], str],
     outage: Cluster,
-    ns_factory: Callable[..., str],
-    scheduler: Identity,
-    selector_label: str,
     admin: client.CoreV1Api,
     make_executor: Callable[..., Executor],
 ) -> None:
     control_plane = _process_plane(outage)
-    name = team_namespace(control_plane, ns_factory, scheduler, selector_label)
+    name = team()
     executor = make_executor(access_recheck_interval="1")
     assert executor.discovery is not None
     reports = ledger(executor)
@@ -197,7 +200,7 @@ def test_revoking_the_cluster_wide_pod_watch_falls_back_to_one_watch_per_namespa
     identity = control_plane.service_account_client(
         home,
         "scheduler",
-        cluster_rules=[*NAMESPACE_READ_RULES, WATCH_EVERYWHERE],
+        cluster_rules=[*NAMESPACE_READ_RULES, *POD_WATCH_EVERYWHERE_RULES],
         namespace_rules={home: POD_RULES},
     )
     name = team_namespace(control_plane, ns_factory, identity, selector_label)
@@ -224,16 +227,15 @@ def test_revoking_the_cluster_wide_pod_watch_falls_back_to_one_watch_per_namespa
 
 
 def test_async_pod_creation_refused_by_rbac_fails_the_task_with_the_reason_and_creates_no_pod(
+    team: Callable[[], str],
     control_plane: Cluster,
-    ns_factory: Callable[..., str],
     scheduler: Identity,
-    selector_label: str,
     admin: client.CoreV1Api,
     make_executor: Callable[..., Executor],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("AIRFLOW__KUBERNETES_EXECUTOR__ASYNC_POD_CREATION", "True")
-    name = team_namespace(control_plane, ns_factory, scheduler, selector_label)
+    name = team()
     executor = make_executor()
     assert executor.kube_config.async_pod_creation
     assert _state(executor, name) is State.PERMITTED
@@ -258,15 +260,14 @@ def test_async_pod_creation_refused_by_rbac_fails_the_task_with_the_reason_and_c
 
 
 def test_a_scheduler_started_while_the_api_server_is_down_starts_and_catches_up(
+    team: Callable[[], str],
     outage: Cluster,
-    ns_factory: Callable[..., str],
     scheduler: Identity,
-    selector_label: str,
     admin: client.CoreV1Api,
     make_executor: Callable[..., Executor],
 ) -> None:
     control_plane = _process_plane(outage)
-    name = team_namespace(control_plane, ns_factory, scheduler, selector_label)
+    name = team()
     restart = threading.Thread(target=control_plane.restart_apiserver, kwargs={"downtime": 8.0})
     restart.start()
 
@@ -294,15 +295,14 @@ def test_a_scheduler_started_while_the_api_server_is_down_starts_and_catches_up(
 
 
 def test_a_finished_pod_that_may_not_be_deleted_is_reported_once_and_cleaned_up_when_rights_return(
+    team: Callable[[], str],
     control_plane: Cluster,
-    ns_factory: Callable[..., str],
     scheduler: Identity,
-    selector_label: str,
     admin: client.CoreV1Api,
     make_executor: Callable[..., Executor],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    name = team_namespace(control_plane, ns_factory, scheduler, selector_label)
+    name = team()
     executor = make_executor(access_recheck_interval="1")
     assert executor.kube_scheduler is not None
     cleanup = executor.kube_scheduler.cleanup  # type: ignore[attr-defined]

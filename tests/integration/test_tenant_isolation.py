@@ -11,7 +11,7 @@ from kubernetes import client
 
 from airflow_provider_nsdiscovery.discovery.status import State
 from airflow_provider_nsdiscovery.discovery.tenancy import ALLOWED_DAGS
-from tests.harness.controlplane import POD_RULES, Cluster, Identity
+from tests.harness.controlplane import POD_RULES, Cluster
 from tests.integration.executor_helpers import Executor, launch, pod_of, sync_until, watched, worker_pods
 from tests.integration.faults import (
     SETTLE_TIMEOUT,
@@ -20,7 +20,6 @@ from tests.integration.faults import (
     heartbeats,
     ledger,
     running,
-    team_namespace,
 )
 
 
@@ -39,15 +38,13 @@ def _forge(admin: client.CoreV1Api, real: client.V1Pod, namespace: str) -> str:
 
 
 def test_a_pod_forged_in_another_tenant_s_namespace_neither_finishes_nor_fails_the_task(
+    team: Callable[[], str],
     control_plane: Cluster,
-    ns_factory: Callable[..., str],
-    scheduler: Identity,
-    selector_label: str,
     admin: client.CoreV1Api,
     make_executor: Callable[..., Executor],
 ) -> None:
-    victim = team_namespace(control_plane, ns_factory, scheduler, selector_label)
-    attacker = team_namespace(control_plane, ns_factory, scheduler, selector_label)
+    victim = team()
+    attacker = team()
     executor = make_executor()
     assert executor.discovery is not None
     reports = ledger(executor)
@@ -68,15 +65,13 @@ def test_a_pod_forged_in_another_tenant_s_namespace_neither_finishes_nor_fails_t
 
 
 def test_a_tenant_opening_its_namespace_to_every_dag_opens_no_other_namespace(
+    team: Callable[[], str],
     control_plane: Cluster,
-    ns_factory: Callable[..., str],
-    scheduler: Identity,
-    selector_label: str,
     admin: client.CoreV1Api,
     make_executor: Callable[..., Executor],
 ) -> None:
-    opened = team_namespace(control_plane, ns_factory, scheduler, selector_label)
-    guarded = team_namespace(control_plane, ns_factory, scheduler, selector_label)
+    opened = team()
+    guarded = team()
     with control_plane.admin_api_client() as api:
         core = client.CoreV1Api(api)
         core.patch_namespace(guarded, {"metadata": {"annotations": {ALLOWED_DAGS: "etl_*"}}})
@@ -93,15 +88,14 @@ def test_a_tenant_opening_its_namespace_to_every_dag_opens_no_other_namespace(
 
 
 def test_a_tenant_removing_its_label_drains_only_its_own_namespace(
+    team: Callable[[], str],
     control_plane: Cluster,
-    ns_factory: Callable[..., str],
-    scheduler: Identity,
     selector_label: str,
     admin: client.CoreV1Api,
     make_executor: Callable[..., Executor],
 ) -> None:
-    leaving = team_namespace(control_plane, ns_factory, scheduler, selector_label)
-    staying = team_namespace(control_plane, ns_factory, scheduler, selector_label)
+    leaving = team()
+    staying = team()
     executor = make_executor()
     assert executor.discovery is not None
     reports = ledger(executor)
