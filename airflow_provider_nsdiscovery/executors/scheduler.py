@@ -26,7 +26,7 @@ from airflow_provider_nsdiscovery.discovery.status import NamespaceStatus, State
 from airflow_provider_nsdiscovery.executors.pod_watcher import ThreadedPodWatcher
 from airflow_provider_nsdiscovery.loops import LoopHealth
 from airflow_provider_nsdiscovery.validation import NamespaceRefusal, check_pod_namespace
-from airflow_provider_nsdiscovery.watchers.reconciler import WatcherSet
+from airflow_provider_nsdiscovery.watcher_set import WatcherSet
 
 if TYPE_CHECKING:
     from airflow.providers.cncf.kubernetes.executors.kubernetes_executor_types import KubernetesJob

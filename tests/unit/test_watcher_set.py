@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_nsdiscovery.watchers.reconciler import ReconcileResult, WatcherSet
+from airflow_provider_nsdiscovery.watcher_set import ReconcileResult, WatcherSet
 
 
 class FakeWatcher:
