@@ -12,12 +12,14 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import urllib3
 from airflow.models.taskinstancekey import TaskInstanceKey
 from airflow.utils.state import TaskInstanceState
 from kubernetes import client
+from kubernetes.client import models as k8s
 
 from tests.harness.controlplane import POD_RULES, Cluster, Identity
 from tests.integration.executor_helpers import Executor, pod_of, sync_until, watched
@@ -52,6 +54,21 @@ def running(control_plane: Cluster, admin: client.CoreV1Api, executor: Executor,
     pod = pod_of(admin, executor, key)
     control_plane.set_pod_phase(pod.metadata.namespace, pod.metadata.name, "Running")
     return str(pod.metadata.name)
+
+
+def orphan(key: TaskInstanceKey, job_id: int, namespace: str | None) -> SimpleNamespace:
+    """What the scheduler hands a new executor to adopt: a TaskInstance queued by a dead job."""
+    override = k8s.V1Pod(metadata=k8s.V1ObjectMeta(namespace=namespace)) if namespace else None
+    return SimpleNamespace(
+        key=key,
+        queued_by_job_id=job_id,
+        dag_id=key.dag_id,
+        task_id=key.task_id,
+        run_id=key.run_id,
+        try_number=key.try_number,
+        map_index=key.map_index,
+        executor_config={"pod_override": override} if override else {},
+    )
 
 
 def heartbeats(executor: Executor, seconds: float) -> None:

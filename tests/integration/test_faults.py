@@ -25,14 +25,12 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, TextIO
 
 import pytest
 from airflow.models.taskinstancekey import TaskInstanceKey
 from airflow.utils.state import TaskInstanceState
 from kubernetes import client
-from kubernetes.client import models as k8s
 from kubernetes.client.exceptions import ApiException
 
 from airflow_provider_nsdiscovery.discovery.status import State
@@ -44,6 +42,7 @@ from tests.integration.faults import (
     RECOVERY_TIMEOUT,
     SETTLE_TIMEOUT,
     heartbeats,
+    orphan,
     running,
     team_namespace,
 )
@@ -149,18 +148,6 @@ def _revoke_namespace_reads(cluster: Cluster, scheduler: Identity) -> None:
 def _restore_namespace_reads(cluster: Cluster, scheduler: Identity) -> None:
     """Bind the namespace rights again (as deploy/ does); returns once they are in force."""
     cluster.service_account_client(scheduler.namespace, scheduler.name, cluster_rules=NAMESPACE_READ_RULES)
-
-
-def _orphan(key: TaskInstanceKey, job_id: int, namespace: str | None) -> SimpleNamespace:
-    """What the scheduler hands a new executor to adopt: a TaskInstance queued by a dead job."""
-    override = k8s.V1Pod(metadata=k8s.V1ObjectMeta(namespace=namespace)) if namespace else None
-    return SimpleNamespace(
-        key=key,
-        queued_by_job_id=job_id,
-        dag_id=key.dag_id,
-        task_id=key.task_id,
-        executor_config={"pod_override": override} if override else {},
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -625,7 +612,7 @@ def test_a_killed_scheduler_s_pods_are_adopted_in_every_discovered_namespace_wit
 
     second = make_executor()
     orphans = [
-        _orphan(key, first_job_id, namespace)
+        orphan(key, first_job_id, namespace)
         for key, namespace in zip(keys, [None, *teams, late], strict=True)
     ]
     assert second.try_adopt_task_instances(orphans) == []
@@ -661,9 +648,9 @@ def test_a_restarted_scheduler_adopts_and_drains_pods_where_the_label_went_while
 
     control_plane.label_namespace(team, {selector_label: None})
     second = make_executor()
-    orphan = _orphan(key, first.job_id, team)
+    orphaned = orphan(key, first.job_id, team)
 
-    assert second.try_adopt_task_instances([orphan]) == []  # not reset while its pod runs on
+    assert second.try_adopt_task_instances([orphaned]) == []  # not reset while its pod runs on
     assert admin.read_namespaced_pod(pod, team).metadata.labels["airflow-worker"] == str(second.job_id)
     sync_until(
         second,

@@ -19,6 +19,7 @@ from tests.integration.faults import (
     assert_reported_once,
     heartbeats,
     ledger,
+    orphan,
     running,
 )
 
@@ -62,6 +63,27 @@ def test_a_pod_forged_in_another_tenant_s_namespace_neither_finishes_nor_fails_t
     assert_reported_once(executor, reports, key)
     assert reports[key][0] == TaskInstanceState.FAILED
     assert_loops_healthy(executor)
+
+
+def test_a_pod_forged_for_another_tenant_s_task_is_not_adopted_after_a_scheduler_restart(
+    team: Callable[[], str],
+    admin: client.CoreV1Api,
+    make_executor: Callable[..., Executor],
+) -> None:
+    victim, attacker = team(), team()
+    first = make_executor()
+    key = launch(first, victim)
+    real = pod_of(admin, first, key)
+    forged = _forge(admin, real, attacker)
+    second = make_executor()
+
+    assert second.try_adopt_task_instances([orphan(key, first.job_id, victim)]) == []
+
+    worker = "airflow-worker"
+    assert admin.read_namespaced_pod(real.metadata.name, victim).metadata.labels[worker] == str(second.job_id)
+    assert admin.read_namespaced_pod(forged, attacker).metadata.labels[worker] == str(first.job_id)
+    assert second.discovery is not None
+    assert second.discovery.placement.namespace_of(key) == victim
 
 
 def test_a_tenant_opening_its_namespace_to_every_dag_opens_no_other_namespace(
