@@ -61,3 +61,10 @@ test-min: venv-min controlplane
 
 demo: venv controlplane
 	$(PY) demo/run_demo.py
+
+# The churn soak, long: a real scheduler through SOAK_SECONDS of namespace, RBAC and API-server churn
+# (tests/e2e/test_churn_soak.py runs a short one in `make test`). SOAK_SEED picks the churn.
+SOAK_SECONDS ?= 480
+.PHONY: soak
+soak: venv controlplane
+	SOAK_SECONDS=$(SOAK_SECONDS) $(PY) bench/soak.py

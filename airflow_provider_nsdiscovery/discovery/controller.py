@@ -388,7 +388,7 @@ class NamespaceDiscovery:
         if read_error:
             self._keep_previous(name, f"it could not be read ({read_error}); retrying")
             raise RetryError(read_error)
-        error = ""
+        error = ""  # what a review could not learn: decided without it, then retried
         now = self._clock.now()
         with self._lock:
             observation = self._observed.get(name)
@@ -402,7 +402,7 @@ class NamespaceDiscovery:
                 self._review_at.pop(name, None)
                 self._forbidden_since.pop(name, None)
             access = None
-        elif not error and (access is None or review_at <= now):
+        elif access is None or review_at <= now:
             try:
                 access = self._review(name, first=access is None)
             except Exception as err:
