@@ -14,16 +14,15 @@ import yaml  # type: ignore[import-untyped]  # (PyYAML ships no type stubs)
 
 from airflow_provider_nsdiscovery.config import SECTION, DiscoverySettings
 from airflow_provider_nsdiscovery.discovery.permissions import REQUIRED_PERMISSIONS, Permission
+from airflow_provider_nsdiscovery.discovery.remedies import RBAC_GROUP, rbac_subject, verbs_by_resource
 from airflow_provider_nsdiscovery.discovery.status import NamespaceStatus, State
 
 ROLE_NAME = "airflow-task-pods"
 """The name the README, deploy/team-namespace.yaml and the kubectl fixes use, so that applying a
 suggested manifest replaces an incomplete Role of that name instead of adding a second one."""
 
-RBAC_GROUP = "rbac.authorization.k8s.io"
 CANDIDATE_MODE = "candidate-namespaces"
 TABLE_OUTPUTS = ("table", "plain")
-_SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
 
 Row = dict[str, object]
 
@@ -72,27 +71,12 @@ def structured_text(rows: Sequence[Mapping[str, object]], output: str) -> str:
     raise ValueError(f"not a structured output: {output!r}")
 
 
-def rbac_subject(identity: str) -> dict[str, str]:
-    """The RBAC subject for a username as the API server reports it.
-
-    ServiceAccounts are named ``system:serviceaccount:<namespace>:<name>`` but must be bound as
-    kind ServiceAccount: a User subject of that name would never match the token's identity.
-    """
-    namespace, _, name = identity.removeprefix(_SERVICE_ACCOUNT_PREFIX).partition(":")
-    if identity.startswith(_SERVICE_ACCOUNT_PREFIX) and namespace and name and ":" not in name:
-        return {"kind": "ServiceAccount", "name": name, "namespace": namespace}
-    return {"kind": "User", "apiGroup": RBAC_GROUP, "name": identity}
-
-
 def role_rules(permissions: Sequence[Permission] = REQUIRED_PERMISSIONS) -> list[dict[str, list[str]]]:
     """One rule per resource, derived from what access reviews check, so the two cannot drift."""
-    verbs: dict[str, list[str]] = {}
-    for permission in permissions:
-        resource = permission.resource
-        if permission.subresource:
-            resource = f"{resource}/{permission.subresource}"
-        verbs.setdefault(resource, []).append(permission.verb)
-    return [{"apiGroups": [""], "resources": [resource], "verbs": v} for resource, v in verbs.items()]
+    return [
+        {"apiGroups": [""], "resources": [resource], "verbs": verbs}
+        for resource, verbs in verbs_by_resource(permissions).items()
+    ]
 
 
 def rbac_manifest(namespace: str, identity: str, missing: Sequence[str]) -> str:

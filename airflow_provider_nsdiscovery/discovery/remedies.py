@@ -34,11 +34,35 @@ def exclusion_fix(name: str) -> str:
 TERMINATING_FIX = "wait until it is gone and recreate it, or run the task in another namespace"
 
 
+RBAC_GROUP = "rbac.authorization.k8s.io"
+
+
+def rbac_subject(identity: str) -> dict[str, str]:
+    """The RBAC subject for a username as the API server reports it.
+
+    ServiceAccounts are named ``system:serviceaccount:<namespace>:<name>`` but must be bound as
+    kind ServiceAccount: a User subject of that name would never match the token's identity.
+    """
+    namespace, _, name = identity.removeprefix(_SERVICE_ACCOUNT_PREFIX).partition(":")
+    if identity.startswith(_SERVICE_ACCOUNT_PREFIX) and namespace and name and ":" not in name:
+        return {"kind": "ServiceAccount", "name": name, "namespace": namespace}
+    return {"kind": "User", "apiGroup": RBAC_GROUP, "name": identity}
+
+
 def subject_flag(identity: str) -> str:
     """The kubectl flag that names ``identity`` as a binding subject."""
-    if identity.startswith(_SERVICE_ACCOUNT_PREFIX):
-        return f"--serviceaccount={identity.removeprefix(_SERVICE_ACCOUNT_PREFIX)}"
+    subject = rbac_subject(identity)
+    if subject["kind"] == "ServiceAccount":
+        return f"--serviceaccount={subject['namespace']}:{subject['name']}"
     return f"--user={identity}"
+
+
+def verbs_by_resource(permissions: Iterable[Permission]) -> dict[str, list[str]]:
+    """Permissions grouped as RBAC rules group them: one resource (or subresource), its verbs."""
+    grouped: dict[str, list[str]] = {}
+    for permission in permissions:
+        grouped.setdefault(permission.resource_path, []).append(permission.verb)
+    return grouped
 
 
 def rbac_fix(namespace: str, identity: str, missing: Iterable[str] = ()) -> str:
@@ -50,13 +74,9 @@ def rbac_fix(namespace: str, identity: str, missing: Iterable[str] = ()) -> str:
     ``missing`` holds permission names as access reviews report them; empty means all of them.
     """
     wanted = [BY_NAME[m] for m in missing if m in BY_NAME] or list(REQUIRED_PERMISSIONS)
-    by_resource: dict[str, list[Permission]] = {}
-    for permission in wanted:
-        by_resource.setdefault(permission.resource_path, []).append(permission)
     subject = subject_flag(identity)
     commands = []
-    for resource, permissions in by_resource.items():
-        verbs = [p.verb for p in permissions]
+    for resource, verbs in verbs_by_resource(wanted).items():
         role = "-".join((ROLE_PREFIX, resource.replace("/", "-"), *verbs))
         kubectl = f"kubectl -n {namespace}"
         commands.append(

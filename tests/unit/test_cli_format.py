@@ -26,7 +26,6 @@ from airflow_provider_nsdiscovery.cli.format import (
     check_report,
     namespace_rows,
     rbac_manifest,
-    rbac_subject,
     report_followup,
     report_properties,
     role_rules,
@@ -37,6 +36,7 @@ from airflow_provider_nsdiscovery.cli.format import (
 )
 from airflow_provider_nsdiscovery.config import SECTION, DiscoverySettings
 from airflow_provider_nsdiscovery.discovery.permissions import REQUIRED_PERMISSIONS, rule_grants
+from airflow_provider_nsdiscovery.discovery.remedies import rbac_subject
 from airflow_provider_nsdiscovery.discovery.status import NamespaceStatus, State
 from airflow_provider_nsdiscovery.discovery.tenancy import TenantPolicy
 
