@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 import time
@@ -52,6 +53,8 @@ class HeartbeatSampler(threading.Thread):
         self.ages: list[float] = []
         """At each sample, seconds since the heartbeat the table showed (what the API would say)."""
         self.read_failures = 0
+        self.load: list[float] = []
+        """The machine's 1-minute load average at each sample: other work slows the scheduler too."""
 
     def stop(self) -> None:
         self._stopped.set()
@@ -64,6 +67,7 @@ class HeartbeatSampler(threading.Thread):
 
     def run(self) -> None:
         while not self._stopped.wait(self._interval):
+            self.load.append(os.getloadavg()[0])
             try:
                 with contextlib.closing(
                     sqlite3.connect(f"file:{self._database}?mode=ro", uri=True, timeout=2)

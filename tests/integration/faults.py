@@ -191,7 +191,6 @@ def throttled(control_plane: Cluster, identity: Identity) -> Iterator[None]:
                                     namespaces=["*"],
                                 )
                             ],
-                            non_resource_rules=[
                                 client.V1NonResourcePolicyRule(verbs=["*"], non_resource_urls=["*"])
                             ],
                         )
