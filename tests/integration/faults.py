@@ -191,8 +191,6 @@ def throttled(control_plane: Cluster, identity: Identity) -> Iterator[None]:
                                     namespaces=["*"],
                                 )
                             ],
-                                client.V1NonResourcePolicyRule(verbs=["*"], non_resource_urls=["*"])
-                            ],
                         )
                     ],
                 ),
