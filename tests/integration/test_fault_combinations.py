@@ -135,8 +135,16 @@ def test_429s_from_priority_and_fairness_while_a_namespace_leaves_decide_nothing
 
     with throttled(control_plane, scheduler):
         control_plane.label_namespace(name, {selector_label: None})  # the open watch still tells us
-        sync_until(executor, lambda: executor.discovery.counters.retries > retries, "429s to be retried")
-        deadline = time.monotonic() + 4  # several re-checks and retries, all refused
+
+        def refused_and_retried() -> bool:
+            """Which request wins the one seat is the server's choice: keep asking until one of
+            discovery's own requests about the namespace has been refused with 429."""
+            assert executor.discovery is not None
+            executor.discovery.invalidate(name, "test: look again while throttled")
+            return executor.discovery.counters.retries > retries
+
+        sync_until(executor, refused_and_retried, "a 429 to be retried", timeout=SETTLE_TIMEOUT)
+        deadline = time.monotonic() + 4  # more re-checks and retries, refused or not
         while time.monotonic() < deadline:
             executor.sync()
             assert _state(executor, name) in (State.PERMITTED, State.DRAINING)
