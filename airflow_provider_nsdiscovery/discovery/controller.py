@@ -18,15 +18,22 @@ import random
 import threading
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from enum import Enum, StrEnum
-from typing import Any, Protocol
+from dataclasses import replace
+from enum import Enum
+from typing import Any
 
 from cachetools import TTLCache
 from kubernetes import client
 
 from airflow_provider_nsdiscovery.config import SECTION, DiscoverySettings
 from airflow_provider_nsdiscovery.discovery.access import UNKNOWN_IDENTITY, AccessReviewer, who_am_i
+from airflow_provider_nsdiscovery.discovery.contracts import (
+    DiscoveryCounters,
+    DiscoveryMode,
+    Reviewer,
+    SourceFactory,
+    WatchPlan,
+)
 from airflow_provider_nsdiscovery.discovery.decide import decide
 from airflow_provider_nsdiscovery.discovery.placement import TaskPlacement
 from airflow_provider_nsdiscovery.discovery.source import ListForbiddenError, NamespaceWatch
@@ -48,62 +55,13 @@ CLUSTER_SCOPE = "*"
 namespace name, so it cannot collide with one."""
 CHECK_TIMEOUT = 2.0
 """How long the scheduler thread waits for an on-demand look before it defers the task."""
+WARMUP_SECONDS = 10.0
+"""After the namespace watch reconnects (an API server restart, typically), how long a review that
+takes access away is asked again before it is believed: a kube-apiserver that has just started
+answers 403 to everything until its RBAC caches are filled."""
 NEGATIVE_TTL = 2.0
 """How long a refusal (or a look that found no answer) is reused: a burst of tasks for one bad
 namespace costs one look, and an API server that is down costs the scheduler loop one wait."""
-
-
-class DiscoveryMode(StrEnum):
-    LABEL_SELECTOR = "label-selector"
-    CANDIDATES = "candidate-namespaces"
-
-
-@dataclass(frozen=True)
-class WatchPlan:
-    """What the pod watchers should cover: these namespaces, or one watch over all of them."""
-
-    namespaces: frozenset[str] = frozenset()
-    cluster_wide: bool = False
-
-
-@dataclass
-class DiscoveryCounters:
-    requests: Counter[str] = field(default_factory=Counter)
-    refusals: Counter[str] = field(default_factory=Counter)  # by reason: a state, or a config error
-    validation_hits: int = 0
-    validation_misses: int = 0
-    retries: int = 0
-    foreign_pods: int = 0  # pod events and adoptions refused: not where the task was placed
-
-
-class NamespaceSource(Protocol):
-    """A list+watch of selected namespaces (see :class:`NamespaceWatch`)."""
-
-    @property
-    def listed(self) -> bool: ...
-    def sync_once(self) -> None: ...
-    def read(self, name: str) -> Observation | None: ...
-    def stop(self) -> None: ...
-
-
-class Reviewer(Protocol):
-    """Access reviews with our identity (see :class:`AccessReviewer`)."""
-
-    identity: str
-
-    def review(self, namespace: str) -> AccessDecision: ...
-    def may_watch_pods_everywhere(self) -> bool: ...
-
-
-SourceFactory = Callable[
-    [
-        Callable[[dict[str, Observation]], None],
-        Callable[[str, str, Observation], None],
-        Callable[[], None],
-    ],
-    NamespaceSource,
-]
-"""Builds the source with its handlers: snapshot, event, and "the list or watch is open"."""
 
 
 class _Read(Enum):
@@ -159,6 +117,8 @@ class NamespaceDiscovery:
         self._cluster_refused = False
         self._cluster_probe_at = 0.0
         self._list_forbidden_since: float | None = None
+        self._source_failed = False
+        self._reconnected_at = float("-inf")
         self._next_list_probe = 0.0
         self._listed = threading.Event()
         self.identity = UNKNOWN_IDENTITY
@@ -309,6 +269,9 @@ class NamespaceDiscovery:
         self._refusals.pop(name, None)
 
     def _on_source_open(self) -> None:
+        if self._source_failed:
+            self._source_failed = False
+            self._reconnected_at = self._clock.now()
         if self._source_health is not None:
             self._source_health.progressed()
 
@@ -449,6 +412,11 @@ class NamespaceDiscovery:
 
     def _review(self, name: str, *, first: bool) -> AccessDecision:
         decision = self._reviewer.review(name)
+        with self._lock:
+            had_access = self._access.get(name)
+        warming = self._clock.now() - self._reconnected_at < WARMUP_SECONDS
+        if warming and not decision.allowed and had_access is not None and had_access.allowed:
+            raise RetryError("access looks gone, but the API server came back moments ago; asking again")
         interval = self.settings.access_recheck_interval
         spread = self.settings.recheck_jitter
         # The first re-check is spread over the whole interval so that namespaces discovered
@@ -576,7 +544,11 @@ class NamespaceDiscovery:
             self._source.sync_once()
         except ListForbiddenError as err:
             if self._source.listed or not self._give_up_listing(str(err)):
+                self._source_failed = True
                 raise
+        except Exception:
+            self._source_failed = True
+            raise
 
     def _give_up_listing(self, why: str) -> bool:
         """After a bounded time of 403s on the first list, use the candidate namespaces."""

@@ -23,9 +23,11 @@ from airflow.providers.cncf.kubernetes.kube_client import _get_executor_kube_cli
 from airflow.providers.cncf.kubernetes.kubernetes_helper_functions import annotations_to_key, create_unique_id
 from airflow.providers.cncf.kubernetes.pod_generator import PodGenerator
 from kubernetes.client.rest import ApiException
+from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from airflow_provider_nsdiscovery.config import SECTION, SettingsError
-from airflow_provider_nsdiscovery.discovery.controller import NamespaceDiscovery, WatchPlan
+from airflow_provider_nsdiscovery.discovery.contracts import WatchPlan
+from airflow_provider_nsdiscovery.discovery.controller import NamespaceDiscovery
 from airflow_provider_nsdiscovery.discovery.status import State, is_valid_namespace_name
 from airflow_provider_nsdiscovery.executor_config import executor_config_problem
 from airflow_provider_nsdiscovery.executors.metrics import DiscoveryMetrics
@@ -44,6 +46,8 @@ if TYPE_CHECKING:
 
 _SCHEDULER_SWAP = threading.Lock()
 INVALID_EXECUTOR_CONFIG = "invalid-executor-config"
+_RBAC_DENIAL = "cannot create resource"
+"""How the RBAC authorizer words a refusal, unlike admission (quota, PodSecurity, terminating)."""
 """The refusal reason counted for a malformed executor_config (a namespace refusal counts its state)."""
 
 
@@ -122,6 +126,14 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
                 self.discovery.placement.remove(key)  # finished, failed or revoked
         self._fail_unwatchable_tasks(self.discovery)
         self._metrics.emit(self.discovery, self.kube_scheduler)
+
+    def _adopt_completed_pods(self, kube_client: Any) -> None:
+        """Upstream's periodic sweep for finished pods of dead schedulers, which must not raise into
+        the scheduler loop when the API server is down: it is tried again at the next interval."""
+        try:
+            super()._adopt_completed_pods(kube_client)
+        except Exception as err:
+            self.log.warning("Could not look for completed pods of other schedulers now: %s", err)
 
     def _fail_unwatchable_tasks(self, discovery: NamespaceDiscovery) -> None:
         """Fail running tasks whose namespace can no longer be watched, instead of holding their slots.
@@ -297,12 +309,9 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
         """
         # No pod was created: the task is not in that namespace (a retry places it again).
         namespace = self.discovery.placement.remove(task.key) if self.discovery else None
+        if (isinstance(e, NamespaceRefusedError) and e.deferred) or _no_pod_was_made_yet(e):
+            return self._defer(task, str(e))
         if isinstance(e, NamespaceRefusedError):
-            if e.deferred:
-                self.log.warning("Task %s not launched yet: %s; trying again on the next loop", task.key, e)
-                if self.task_queue is not None:
-                    self.task_queue.put(task)
-                return True  # the rest of this loop's batch would wait for the same answer
             self._refuse(task, e.status.message, e.status.state)
             return False
         if _is_forbidden(e) and namespace is not None and self.discovery is not None:
@@ -310,7 +319,19 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
             if status.state not in (State.PERMITTED, State.PENDING):
                 self._refuse(task, status.message, status.state)
                 return False
+            if _RBAC_DENIAL in _api_message(e):
+                # Our own review does not confirm the refusal: an API server whose authorizer is
+                # still filling its caches after a restart. Not an answer: try again later.
+                return self._defer(task, f"'{namespace}' refused a pod that its access review allows")
         return bool(super()._handle_pod_publish_error(task, e))
+
+    def _defer(self, task: KubernetesJob, why: str) -> bool:
+        """No answer yet: the task waits for the next loop, as queued (Airflow's task_queued_timeout
+        bounds the wait), and so does the rest of this loop's batch, which would meet the same."""
+        self.log.warning("Task %s not launched yet (%s); trying again on the next loop", task.key, why)
+        if self.task_queue is not None:
+            self.task_queue.put(task)
+        return True
 
     def _refuse(self, task: KubernetesJob, message: str, state: State) -> None:
         self.log.error("Task %s not launched: %s", task.key, message)
@@ -335,6 +356,21 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
                 self.discovery.stop()
         finally:
             super().end()
+
+
+def _no_pod_was_made_yet(err: Exception) -> bool:
+    """A transient failure after which the pod surely does not exist: the API server asked us to
+    come back (429, 503) or was never reached. Upstream fails such a task at once with its default
+    ``task_publish_max_retries = 0``; a transient error must not fail a task. Errors after which the
+    pod might exist (a reset or timeout mid-request, other 5xx) are left to upstream: trying again
+    could create a second pod for the same try."""
+    from aiohttp import ClientConnectorError  # noqa: PLC0415 (the asyncio client's transport)
+    from kubernetes_asyncio.client.exceptions import ApiException as AsyncApiException  # noqa: PLC0415
+
+    if isinstance(err, (ApiException, AsyncApiException)):
+        return err.status in (HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.SERVICE_UNAVAILABLE)
+    cause = err.reason if isinstance(err, MaxRetryError) else err
+    return isinstance(cause, (NewConnectionError, ConnectionRefusedError, ClientConnectorError))
 
 
 def _is_forbidden(err: Exception) -> bool:

@@ -20,7 +20,8 @@ from airflow.providers.cncf.kubernetes.executors.kubernetes_executor_utils impor
 from kubernetes import client
 
 from airflow_provider_nsdiscovery.cleanup import PodCleanup, PodCleanupJob
-from airflow_provider_nsdiscovery.discovery.controller import CLUSTER_SCOPE, WatchPlan
+from airflow_provider_nsdiscovery.discovery.contracts import WatchPlan
+from airflow_provider_nsdiscovery.discovery.controller import CLUSTER_SCOPE
 from airflow_provider_nsdiscovery.discovery.source import REQUEST_TIMEOUT
 from airflow_provider_nsdiscovery.discovery.status import NamespaceStatus, State
 from airflow_provider_nsdiscovery.executors.pod_watcher import ThreadedPodWatcher

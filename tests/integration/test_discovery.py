@@ -10,7 +10,8 @@ import pytest
 from kubernetes import client
 
 from airflow_provider_nsdiscovery.config import DiscoverySettings
-from airflow_provider_nsdiscovery.discovery.controller import NamespaceDiscovery, WatchPlan
+from airflow_provider_nsdiscovery.discovery.contracts import WatchPlan
+from airflow_provider_nsdiscovery.discovery.controller import NamespaceDiscovery
 from airflow_provider_nsdiscovery.discovery.status import State
 from tests.harness.controlplane import POD_RULES, Cluster, Identity
 from tests.integration.waiting import wait_until

@@ -267,6 +267,43 @@ def test_async_pod_creation_refused_by_rbac_fails_the_task_with_the_reason_and_c
     assert_loops_healthy(executor)
 
 
+def _api_down(admin: client.CoreV1Api) -> bool:
+    try:
+        admin.list_namespace(limit=1, _request_timeout=1)
+    except (ApiException, urllib3.exceptions.HTTPError):
+        return True
+    return False
+
+
+def test_a_launch_while_the_api_server_is_down_waits_for_it_instead_of_failing_the_task(
+    outage: Cluster,
+    team: Callable[[], str],
+    admin: client.CoreV1Api,
+    make_executor: Callable[..., Executor],
+) -> None:
+    control_plane = _process_plane(outage)
+    name = team()
+    executor = make_executor()
+    reports = ledger(executor)
+    restart = threading.Thread(target=control_plane.restart_apiserver, kwargs={"downtime": 6.0})
+    restart.start()
+    wait_until(lambda: _api_down(admin), "the API server to be down")
+
+    key = launch(executor, name)  # the table says permitted; the create meets a refused connection
+
+    assert key in executor.running  # not failed: a transient error is no answer
+    assert reports.finals[key] == 0
+    restart.join(RECOVERY_TIMEOUT)
+    sync_until(
+        executor, lambda: worker_pods(admin, executor), "the pod to be created", timeout=RECOVERY_TIMEOUT
+    )
+    heartbeats(executor, 2)
+    assert len(worker_pods(admin, executor)) == 1  # created once
+    control_plane.set_pod_phase(name, pod_of(admin, executor, key).metadata.name, "Succeeded")
+    assert_reported_once(executor, reports, key)
+    assert_loops_healthy(executor)
+
+
 def test_a_scheduler_started_while_the_api_server_is_down_starts_and_catches_up(
     team: Callable[[], str],
     outage: Cluster,
@@ -279,14 +316,7 @@ def test_a_scheduler_started_while_the_api_server_is_down_starts_and_catches_up(
     restart = threading.Thread(target=control_plane.restart_apiserver, kwargs={"downtime": 8.0})
     restart.start()
 
-    def down() -> bool:
-        try:
-            admin.list_namespace(limit=1, _request_timeout=1)
-        except (ApiException, urllib3.exceptions.HTTPError):
-            return True
-        return False
-
-    wait_until(down, "the API server to be down")
+    wait_until(lambda: _api_down(admin), "the API server to be down")
     executor = make_executor(initial_sync_timeout="2")  # upstream starts without the API server too
     assert executor.discovery is not None
     restart.join(RECOVERY_TIMEOUT)

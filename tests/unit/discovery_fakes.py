@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from airflow_provider_nsdiscovery.config import DiscoverySettings
-from airflow_provider_nsdiscovery.discovery.controller import NamespaceDiscovery, WatchPlan
+from airflow_provider_nsdiscovery.discovery.contracts import WatchPlan
+from airflow_provider_nsdiscovery.discovery.controller import NamespaceDiscovery
 from airflow_provider_nsdiscovery.discovery.permissions import REQUIRED_PERMISSIONS
 from airflow_provider_nsdiscovery.discovery.source import ListForbiddenError
 from airflow_provider_nsdiscovery.discovery.status import AccessDecision, Observation
@@ -77,10 +78,12 @@ class FakeSource:
         cluster: FakeCluster,
         on_snapshot: Callable[[dict[str, Observation]], None],
         on_event: Callable[[str, str, Observation], None],
+        on_open: Callable[[], None] = lambda: None,
     ) -> None:
         self.cluster = cluster
         self.on_snapshot = on_snapshot
         self.on_event = on_event
+        self.on_open = on_open
         self.listed = False
         self._stopped = threading.Event()
 
@@ -89,11 +92,14 @@ class FakeSource:
             raise ListForbiddenError("403 Forbidden")
         self.on_snapshot(self.cluster.selected())
         self.listed = True
+        self.on_open()
 
     def event(self, kind: str, name: str) -> None:
         self.on_event(kind, name, self.cluster.observe(name))
 
     def sync_once(self) -> None:
+        if self.cluster.down:
+            raise ConnectionRefusedError("connection refused")
         if not self.listed:
             self.relist()
         self._stopped.wait(0.01)
@@ -154,7 +160,7 @@ def make_harness(cluster: FakeCluster | None = None, **settings: object) -> Harn
     options: dict[str, object] = {"home_namespace": "airflow", "access_recheck_interval": 60.0, **settings}
     discovery = NamespaceDiscovery(
         DiscoverySettings(**options),  # type: ignore[arg-type]
-        lambda snap, event, opened: FakeSource(cluster, snap, event),
+        lambda snap, event, opened: FakeSource(cluster, snap, event, opened),
         FakeReviewer(cluster),
         on_change=plans.append,
         clock=clock,

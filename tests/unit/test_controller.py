@@ -11,7 +11,8 @@ import threading
 
 import pytest
 
-from airflow_provider_nsdiscovery.discovery.controller import CLUSTER_SCOPE, DiscoveryMode, WatchPlan
+from airflow_provider_nsdiscovery.discovery.contracts import DiscoveryMode, WatchPlan
+from airflow_provider_nsdiscovery.discovery.controller import CLUSTER_SCOPE
 from airflow_provider_nsdiscovery.discovery.source import ListForbiddenError
 from airflow_provider_nsdiscovery.discovery.status import AccessDecision, State
 from tests.unit.discovery_fakes import (
@@ -265,3 +266,26 @@ def test_check_defers_with_pending_when_no_answer_comes_in_time_and_the_next_tas
     assert harness.discovery.check("team-x") is status  # reused, without a second wait
     harness.clock.advance(2.1)
     assert harness.discovery.check("team-x") is not status  # a new look once it expired
+
+
+def test_a_refusal_moments_after_the_api_server_came_back_is_asked_again_before_it_is_believed() -> None:
+    """A kube-apiserver that has just started answers 403 to everything until its RBAC caches
+    are filled: a namespace whose binding never went away must not be refused for that."""
+    harness = _started("team-a")
+    harness.cluster.down = True
+    with pytest.raises(ConnectionRefusedError):
+        harness.discovery._source_step()  # the namespace watch breaks: the API server restarts
+    harness.cluster.down = False
+    harness.source.relist()  # ... and it is back
+    harness.cluster.namespaces["team-a"].missing = ALL_MISSING  # its caches are still empty
+    harness.discovery.invalidate("team-a", "test: a 403 from a starting API server")
+    harness.settle()
+    assert _state(harness, "team-a") is State.PERMITTED
+    harness.cluster.namespaces["team-a"].missing = ()  # caches filled
+    harness.advance(1)
+    assert _state(harness, "team-a") is State.PERMITTED
+    harness.clock.advance(10)  # past the warm-up, a refusal is an answer again
+    harness.cluster.namespaces["team-a"].missing = ALL_MISSING
+    harness.discovery.invalidate("team-a", "test: a 403 from a warm API server")
+    harness.settle()
+    assert _state(harness, "team-a") is State.FORBIDDEN

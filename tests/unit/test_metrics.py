@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_nsdiscovery.cleanup import PodCleanupJob
-from airflow_provider_nsdiscovery.discovery.controller import DiscoveryCounters
+from airflow_provider_nsdiscovery.discovery.contracts import DiscoveryCounters
 from airflow_provider_nsdiscovery.discovery.status import NamespaceStatus, State
 from airflow_provider_nsdiscovery.discovery.table import StateTable
 from airflow_provider_nsdiscovery.executors import metrics
