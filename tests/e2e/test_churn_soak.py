@@ -29,18 +29,6 @@ SOAK_SEED = int(os.environ.get("SOAK_SEED", "1127"))
 # Set-up (~25 s), churn, the tasks settling (~1-2 min here) and stopping, with room for a slow machine.
 pytestmark = pytest.mark.timeout(SOAK_SECONDS + 1200)
 
-KNOWN_BUG_TRANSIENT = (
-    "the executor hands a connection error on pod creation to upstream, which fails the task at "
-    "once with the default [kubernetes_executor] task_publish_max_retries = 0; the issue promises "
-    "that transient errors never fail a task"
-)
-KNOWN_BUG_STARTING_APISERVER = (
-    "a kube-apiserver that has just restarted answers 403 to everything until its RBAC caches "
-    "are filled; the executor takes those 403s as definite, marks namespaces forbidden (the home "
-    "namespace too) and refuses tasks whose RoleBinding never went away, or, when its re-check "
-    "no longer confirms the 403, lets upstream fail the task with the bare 403"
-)
-
 
 @pytest.fixture(scope="module")
 def soak(tmp_path_factory: pytest.TempPathFactory) -> SoakResult:
@@ -116,14 +104,13 @@ def test_every_task_the_executor_fails_says_which_namespace_and_why(
     kept(soak, bounds, "reasons")
 
 
-@pytest.mark.xfail(reason=f"known bug: {KNOWN_BUG_TRANSIENT}", strict=False)
 def test_a_pod_creation_that_meets_an_api_server_restart_does_not_fail_its_task(
     soak: SoakResult, bounds: SoakBounds
 ) -> None:
+    """A create that never reached the server, or met 429/503, defers the task: it is no answer."""
     kept(soak, bounds, "transient errors")
 
 
-@pytest.mark.xfail(reason=f"known bug: {KNOWN_BUG_STARTING_APISERVER}", strict=False)
 def test_no_task_is_refused_for_a_label_or_rolebinding_its_namespace_has(
     soak: SoakResult, bounds: SoakBounds
 ) -> None:
