@@ -49,6 +49,18 @@ def team_namespace(
     return name
 
 
+def without_verbs(rules: list[client.V1PolicyRule], *verbs: str) -> list[client.V1PolicyRule]:
+    """The same rules less some verbs: a RoleBinding that lost part of what it granted."""
+    return [
+        client.V1PolicyRule(
+            api_groups=rule.api_groups,
+            resources=rule.resources,
+            verbs=[v for v in rule.verbs if v not in verbs],
+        )
+        for rule in rules
+    ]
+
+
 def running(control_plane: Cluster, admin: client.CoreV1Api, executor: Executor, key: TaskInstanceKey) -> str:
     """Move the task's pod to Running, as its kubelet would; returns the pod's name."""
     pod = pod_of(admin, executor, key)

@@ -31,6 +31,7 @@ from tests.integration.executor_helpers import (
     watched,
     worker_pods,
 )
+from tests.integration.faults import without_verbs
 from tests.integration.waiting import wait_until
 
 
@@ -181,7 +182,7 @@ def test_a_403_on_pod_create_invalidates_access_at_once_and_fails_the_task_with_
     executor = make_executor(access_recheck_interval="3600")
     assert executor.discovery is not None
     # Take away only "create": the watcher keeps working, so the create call is what sees the 403.
-    control_plane.grant(scheduler, team, [_without_create(rule) for rule in POD_RULES])
+    control_plane.grant(scheduler, team, without_verbs(POD_RULES, "create"))
     assert executor.discovery.status(team).state is State.PERMITTED  # stale for an hour
 
     key = launch(executor, team)
@@ -306,11 +307,6 @@ def test_a_restarted_scheduler_adopts_pods_in_discovered_namespaces(
     adopted = admin.read_namespaced_pod(pod.metadata.name, team)
     assert adopted.metadata.labels["airflow-worker"] == str(second.job_id)
     assert len(admin.list_namespaced_pod(team).items) == 1  # no duplicate pod
-
-
-def _without_create(rule: client.V1PolicyRule) -> client.V1PolicyRule:
-    verbs = [verb for verb in rule.verbs if verb != "create"]
-    return client.V1PolicyRule(api_groups=rule.api_groups, resources=rule.resources, verbs=verbs)
 
 
 def test_an_identity_that_may_watch_pods_everywhere_uses_one_cluster_wide_watch(

@@ -42,6 +42,7 @@ from tests.integration.faults import (
     running,
     team_namespace,
     throttled,
+    without_verbs,
 )
 from tests.integration.waiting import wait_until
 
@@ -247,12 +248,7 @@ def test_async_pod_creation_refused_by_rbac_fails_the_task_with_the_reason_and_c
     executor = make_executor()
     assert executor.kube_config.async_pod_creation
     assert _state(executor, name) is State.PERMITTED
-    no_create = [
-        client.V1PolicyRule(
-            api_groups=r.api_groups, resources=r.resources, verbs=[v for v in r.verbs if v != "create"]
-        )
-        for r in POD_RULES
-    ]
+    no_create = without_verbs(POD_RULES, "create")
     control_plane.grant(scheduler, name, no_create)  # the table still says permitted: no re-check yet
     reports = ledger(executor)
 
@@ -347,14 +343,7 @@ def test_a_finished_pod_that_may_not_be_deleted_is_reported_once_and_cleaned_up_
     reports = ledger(executor)
     key = launch(executor, name)
     pod = running(control_plane, admin, executor, key)
-    watch_only = [
-        client.V1PolicyRule(
-            api_groups=r.api_groups,
-            resources=r.resources,
-            verbs=[v for v in r.verbs if v not in ("delete", "patch")],
-        )
-        for r in POD_RULES
-    ]
+    watch_only = without_verbs(POD_RULES, "delete", "patch")
     control_plane.grant(scheduler, name, watch_only)  # the RoleBinding loses delete: a lost grant
     sync_until(
         executor, lambda: _state(executor, name) is State.DRAINING, f"{name} to drain", timeout=SETTLE_TIMEOUT

@@ -45,6 +45,7 @@ from tests.integration.faults import (
     orphan,
     running,
     team_namespace,
+    without_verbs,
 )
 from tests.integration.waiting import wait_until
 
@@ -377,7 +378,7 @@ def test_a_task_running_where_access_is_revoked_is_not_tracked_as_running_foreve
     pod = running(control_plane, admin, executor, key)
 
     if revoked == "create":
-        control_plane.grant(scheduler, team, _without(POD_RULES, "create"))
+        control_plane.grant(scheduler, team, without_verbs(POD_RULES, "create"))
     else:
         control_plane.revoke(scheduler, team)
     sync_until(
@@ -409,16 +410,6 @@ def test_a_task_running_where_access_is_revoked_is_not_tracked_as_running_foreve
         timeout=SETTLE_TIMEOUT,
     )
     assert executor.discovery.status(team).state is State.FORBIDDEN
-
-
-def _without(rules: list[client.V1PolicyRule], verb: str) -> list[client.V1PolicyRule]:
-    """The same rules with one verb less."""
-    return [
-        client.V1PolicyRule(
-            api_groups=rule.api_groups, resources=rule.resources, verbs=[v for v in rule.verbs if v != verb]
-        )
-        for rule in rules
-    ]
 
 
 # --------------------------------------------------------------------------------------------
