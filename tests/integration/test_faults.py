@@ -13,6 +13,7 @@ sure it answers again before anything else runs.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import queue
@@ -532,6 +533,7 @@ class SchedulerProcess:
             env=env,
             cwd=REPO,
             pass_fds=(write_end,),
+            start_new_session=True,  # its own process group: the kill takes its children too
         )
         os.close(write_end)
         self._reports: queue.Queue[str] = queue.Queue()
@@ -555,8 +557,10 @@ class SchedulerProcess:
         self.process.stdin.flush()
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
+        """Like a crashed scheduler container: the scheduler and every process it started die at once
+        (upstream's executor starts a multiprocessing manager, which would outlive its parent)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
 
 
