@@ -23,7 +23,7 @@ from airflow.providers.cncf.kubernetes.kube_client import _get_executor_kube_cli
 from airflow.providers.cncf.kubernetes.kubernetes_helper_functions import annotations_to_key, create_unique_id
 from airflow.providers.cncf.kubernetes.pod_generator import PodGenerator
 from kubernetes.client.rest import ApiException
-from urllib3.exceptions import MaxRetryError, NewConnectionError
+from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError, ReadTimeoutError
 
 from airflow_provider_nsdiscovery.config import SECTION, SettingsError
 from airflow_provider_nsdiscovery.discovery.contracts import WatchPlan
@@ -46,9 +46,9 @@ if TYPE_CHECKING:
 
 _SCHEDULER_SWAP = threading.Lock()
 INVALID_EXECUTOR_CONFIG = "invalid-executor-config"
+"""The refusal reason counted for a malformed executor_config (a namespace refusal counts its state)."""
 _RBAC_DENIAL = "cannot create resource"
 """How the RBAC authorizer words a refusal, unlike admission (quota, PodSecurity, terminating)."""
-"""The refusal reason counted for a malformed executor_config (a namespace refusal counts its state)."""
 
 
 @contextlib.contextmanager
@@ -90,6 +90,8 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
         self._metrics = DiscoveryMetrics()
         self._adoption_namespaces: set[str] = set()
         self._refused_at_launch: set[Any] = set()
+        self._sweep: threading.Thread | None = None
+        self._listing = threading.Lock()  # the sweep lists pods beside the scheduler loop
 
     def start(self) -> None:
         try:
@@ -128,8 +130,18 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
         self._metrics.emit(self.discovery, self.kube_scheduler)
 
     def _adopt_completed_pods(self, kube_client: Any) -> None:
-        """Upstream's periodic sweep for finished pods of dead schedulers, which must not raise into
-        the scheduler loop when the API server is down: it is tried again at the next interval."""
+        """Upstream's periodic sweep for finished pods of dead schedulers, moved off the scheduler
+        loop: its API discovery and LIST carry no timeout, so a frozen API server would hold the
+        loop (heartbeat included) until it answered. One sweep at a time; a failed one is tried
+        again at the next interval."""
+        if self._sweep is not None and self._sweep.is_alive():
+            return
+        self._sweep = threading.Thread(
+            target=self._sweep_completed_pods, args=(kube_client,), name="nsd-pod-sweep", daemon=True
+        )
+        self._sweep.start()
+
+    def _sweep_completed_pods(self, kube_client: Any) -> None:
         try:
             super()._adopt_completed_pods(kube_client)
         except Exception as err:
@@ -297,9 +309,10 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
         return pods
 
     def _list_pods_in(self, namespaces: list[str], query_kwargs: dict[str, Any]) -> list[Any]:
-        self.kube_config.multi_namespace_mode = True
-        self.kube_config.multi_namespace_mode_namespace_list = namespaces
-        return list(super()._list_pods(query_kwargs))  # type: ignore[no-untyped-call]
+        with self._listing:  # upstream reads the namespaces to list from kube_config
+            self.kube_config.multi_namespace_mode = True
+            self.kube_config.multi_namespace_mode_namespace_list = namespaces
+            return list(super()._list_pods(query_kwargs))  # type: ignore[no-untyped-call]
 
     def _handle_pod_publish_error(self, task: KubernetesJob, e: Exception) -> bool:
         """Refusals fail the task with their reason; an unknown defers it; a 403 is re-checked first.
@@ -307,10 +320,22 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
         Both pod-creation paths (sequential and ``async_pod_creation``) end here, with the sync or
         the asyncio client's ApiException.
         """
-        # No pod was created: the task is not in that namespace (a retry places it again).
-        namespace = self.discovery.placement.remove(task.key) if self.discovery else None
+        creates = self._scheduler.creates
+        if creates.pending(task.key) and _already_exists(e):
+            self.log.info("Task %s launched: the pod of its earlier, unanswered create exists", task.key)
+            creates.answered(task.key)
+            self.task_publish_retries.pop(task.key, None)
+            return False
+        if _pod_may_have_been_made(e):
+            # Kept placed where the pod may run; the retry reuses the pod name, so it cannot make two.
+            creates.unanswered(task.key)
+            return self._defer(task, f"the create got no answer ({e!r}); trying it again under the same name")
         if (isinstance(e, NamespaceRefusedError) and e.deferred) or _no_pod_was_made_yet(e):
+            if not creates.pending(task.key):  # else a pod from an earlier attempt may still run there
+                self._unplace(task)
             return self._defer(task, str(e))
+        # No pod was created: the task is not in that namespace (a retry places it again).
+        namespace = self._unplace(task)
         if isinstance(e, NamespaceRefusedError):
             self._refuse(task, e.status.message, e.status.state)
             return False
@@ -323,7 +348,18 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
                 # Our own review does not confirm the refusal: an API server whose authorizer is
                 # still filling its caches after a restart. Not an answer: try again later.
                 return self._defer(task, f"'{namespace}' refused a pod that its access review allows")
-        return bool(super()._handle_pod_publish_error(task, e))
+        stop = bool(super()._handle_pod_publish_error(task, e))
+        if task.key not in self.running:  # upstream failed it
+            creates.answered(task.key)
+        return stop
+
+    @property
+    def _scheduler(self) -> DynamicNamespaceKubernetesScheduler:
+        assert isinstance(self.kube_scheduler, DynamicNamespaceKubernetesScheduler), "start() runs first"
+        return self.kube_scheduler
+
+    def _unplace(self, task: KubernetesJob) -> str | None:
+        return self.discovery.placement.remove(task.key) if self.discovery else None
 
     def _defer(self, task: KubernetesJob, why: str) -> bool:
         """No answer yet: the task waits for the next loop, as queued (Airflow's task_queued_timeout
@@ -339,6 +375,7 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
             self.discovery.counters.refusals[state.value] += 1
         self.fail(task.key, message)
         self.task_publish_retries.pop(task.key, None)
+        self._scheduler.creates.answered(task.key)
 
     @staticmethod
     def get_cli_commands() -> list[GroupCommand]:
@@ -369,8 +406,38 @@ def _no_pod_was_made_yet(err: Exception) -> bool:
 
     if isinstance(err, (ApiException, AsyncApiException)):
         return err.status in (HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.SERVICE_UNAVAILABLE)
-    cause = err.reason if isinstance(err, MaxRetryError) else err
-    return isinstance(cause, (NewConnectionError, ConnectionRefusedError, ClientConnectorError))
+    return isinstance(_cause(err), (NewConnectionError, ConnectionRefusedError, ClientConnectorError))
+
+
+def _cause(err: Exception) -> BaseException:
+    return err.reason if isinstance(err, MaxRetryError) and err.reason is not None else err
+
+
+def _pod_may_have_been_made(err: Exception) -> bool:
+    """The request may have reached the API server but its answer never came back: a timeout, a
+    connection broken mid-request, or a 5xx from a proxy or an API server that failed after
+    storing (500, 502, 504). A 503 says "come back", so it is in ``_no_pod_was_made_yet``."""
+    from aiohttp import ServerDisconnectedError, ServerTimeoutError  # noqa: PLC0415 (asyncio client)
+    from kubernetes_asyncio.client.exceptions import ApiException as AsyncApiException  # noqa: PLC0415
+
+    if isinstance(err, (ApiException, AsyncApiException)):
+        return err.status in (
+            HTTPStatus.INTERNAL_SERVER_ERROR,
+            HTTPStatus.BAD_GATEWAY,
+            HTTPStatus.GATEWAY_TIMEOUT,
+        )
+    unanswered = (ReadTimeoutError, ProtocolError, ConnectionResetError, TimeoutError)
+    return isinstance(_cause(err), (*unanswered, ServerDisconnectedError, ServerTimeoutError))
+
+
+def _already_exists(err: Exception) -> bool:
+    from kubernetes_asyncio.client.exceptions import ApiException as AsyncApiException  # noqa: PLC0415
+
+    return (
+        isinstance(err, (ApiException, AsyncApiException))
+        and err.status == HTTPStatus.CONFLICT
+        and ("AlreadyExists" in str(err.body))
+    )
 
 
 def _is_forbidden(err: Exception) -> bool:

@@ -25,6 +25,7 @@ from airflow_provider_nsdiscovery.discovery.controller import CLUSTER_SCOPE
 from airflow_provider_nsdiscovery.discovery.source import REQUEST_TIMEOUT
 from airflow_provider_nsdiscovery.discovery.status import NamespaceStatus, State
 from airflow_provider_nsdiscovery.executors.pod_watcher import ThreadedPodWatcher
+from airflow_provider_nsdiscovery.idempotent_create import UnansweredCreates
 from airflow_provider_nsdiscovery.loops import LoopHealth
 from airflow_provider_nsdiscovery.validation import NamespaceRefusal, check_pod_namespace
 from airflow_provider_nsdiscovery.watcher_set import WatcherSet
@@ -38,6 +39,13 @@ if TYPE_CHECKING:
 # Watches hold one connection each for minutes; the pool must keep them all instead of
 # discarding and re-opening connections once more namespaces are watched than its default size.
 WATCH_POOL_SIZE = 4096
+CREATE_TIMEOUT = (5.0, 5.0)
+"""Connect and read timeouts of a pod create, unless kube_client_request_args sets its own.
+
+Upstream's create has none, so an API server that accepts the connection but does not answer
+(starting up, frozen, overloaded) holds the scheduler loop, heartbeat included, for as long as
+it likes. A create normally answers in tens of milliseconds; one that takes 5 s is retried on
+the next loop under the same pod name (see idempotent_create.py), so timing out costs no task."""
 
 
 def _resource_versions() -> dict[str, str]:
@@ -82,6 +90,7 @@ class DynamicNamespaceKubernetesScheduler(AirflowKubernetesScheduler):
         self.discovery = discovery
         self._watchers: WatcherSet[ThreadedPodWatcher] = WatcherSet(self._make_kube_watcher)
         self.cleanup = PodCleanup(self._clean_up)
+        self.creates = UnansweredCreates()
         super().__init__(*args, **kwargs)
         configuration = copy.deepcopy(self.kube_client.api_client.configuration)
         configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize, WATCH_POOL_SIZE)
@@ -134,8 +143,29 @@ class DynamicNamespaceKubernetesScheduler(AirflowKubernetesScheduler):
     def _health_check_kube_watchers(self) -> None:
         self.reconcile_watchers(self.discovery.plan)
 
+    def run_next(self, next_job: KubernetesJob) -> None:
+        super().run_next(next_job)
+        self.creates.answered(next_job.key)
+
+    def run_next_batch(self, next_jobs: list[KubernetesJob]) -> list[tuple[KubernetesJob, Exception | None]]:
+        results: list[tuple[KubernetesJob, Exception | None]] = super().run_next_batch(next_jobs)
+        for job, error in results:
+            if error is None:
+                self.creates.answered(job.key)
+        return results
+
+    def run_pod_async(self, pod: k8s.V1Pod, **kwargs: Any) -> Any:
+        kwargs.setdefault("_request_timeout", CREATE_TIMEOUT)
+        return super().run_pod_async(pod, **kwargs)
+
     def _build_pod_request(self, next_job: KubernetesJob) -> k8s.V1Pod:
         pod = super()._build_pod_request(next_job)
+        name = self.creates.name(next_job.key, pod.metadata.name)
+        if name != pod.metadata.name:
+            self.log.info(
+                "The pod for %s is created under %s instead: its create got no answer", next_job.key, name
+            )
+            pod.metadata.name = name
         try:
             check_pod_namespace(pod, self.discovery.check, dag_id=_dag_id(next_job), team=self.team_name)
         except NamespaceRefusal as refusal:

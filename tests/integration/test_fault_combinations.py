@@ -7,19 +7,23 @@ every task reported exactly once, and no pod of ours running where nobody watche
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import urllib3
+from airflow.models.taskinstancekey import TaskInstanceKey
 from airflow.utils.state import TaskInstanceState
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from airflow_provider_nsdiscovery.discovery.status import State
+from airflow_provider_nsdiscovery.executors.scheduler import DynamicNamespaceKubernetesScheduler
 from tests.harness.controlplane import (
     NAMESPACE_READ_RULES,
     POD_RULES,
@@ -28,6 +32,7 @@ from tests.harness.controlplane import (
     ControlPlane,
     Identity,
 )
+from tests.harness.lossy_link import LossyLink
 from tests.integration.executor_helpers import Executor, launch, pod_of, sync_until, watched, worker_pods
 from tests.integration.faults import (
     CRASHES,
@@ -45,6 +50,9 @@ from tests.integration.faults import (
     without_verbs,
 )
 from tests.integration.waiting import wait_until
+
+FROZEN_LONGER_THAN_A_CREATE_MAY_TAKE = 30.0
+"""Upstream's create has no timeout, so without ours the loop would wait here until the thaw."""
 
 
 def _process_plane(cluster: Cluster) -> ControlPlane:
@@ -297,6 +305,90 @@ def test_a_launch_while_the_api_server_is_down_waits_for_it_instead_of_failing_t
     assert len(worker_pods(admin, executor)) == 1  # created once
     control_plane.set_pod_phase(name, pod_of(admin, executor, key).metadata.name, "Succeeded")
     assert_reported_once(executor, reports, key)
+    assert_loops_healthy(executor)
+
+
+@pytest.mark.parametrize("frozen", ["kube-apiserver", "etcd"])
+def test_a_create_that_gets_no_answer_frees_the_loop_and_its_retry_makes_exactly_one_pod(
+    frozen: str,
+    team: Callable[[], str],
+    outage: Cluster,
+    admin: client.CoreV1Api,
+    make_executor: Callable[..., Executor],
+) -> None:
+    """A frozen API server holds the create until the client gives up; a frozen etcd lets the API
+    server store the pod after the client gave up (the answer is lost, the pod is not). Either way
+    the scheduler loop goes on, and the retry under the same name leaves one pod for the task."""
+    control_plane = _process_plane(outage)
+    name = team()
+    executor = make_executor()
+    reports = ledger(executor)
+    pid = control_plane.apiserver_pid if frozen == "kube-apiserver" else control_plane.etcd_pid
+    keys: list[TaskInstanceKey] = []
+    launching = threading.Thread(target=lambda: keys.append(launch(executor, name)), daemon=True)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        launching.start()
+        launching.join(FROZEN_LONGER_THAN_A_CREATE_MAY_TAKE)
+        assert not launching.is_alive(), f"the scheduler loop still waits on a create, {frozen} frozen"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    launching.join()
+    (key,) = keys
+    assert key in executor.running  # no answer is no refusal
+    assert isinstance(executor.kube_scheduler, DynamicNamespaceKubernetesScheduler)
+    unanswered = executor.kube_scheduler.creates.pending(key)
+    assert unanswered is not None
+    assert reports.finals[key] == 0
+
+    sync_until(executor, lambda: worker_pods(admin, executor), "the retried create", timeout=RECOVERY_TIMEOUT)
+    heartbeats(executor, 3)
+    assert len(worker_pods(admin, executor)) == 1
+    assert pod_of(admin, executor, key).metadata.name == unanswered
+    control_plane.set_pod_phase(name, unanswered, "Succeeded")
+    assert_reported_once(executor, reports, key)
+    assert_no_pod_unwatched(admin, executor)
+    assert_loops_healthy(executor)
+
+
+@pytest.fixture
+def lossy_link(scheduler: Identity, tmp_path: Path) -> Iterator[LossyLink]:
+    """Requested before make_executor, so it closes after the executor using it has ended."""
+    link = LossyLink(scheduler.kubeconfig_path, tmp_path)
+    yield link
+    link.close()
+
+
+def test_a_create_whose_answer_is_lost_is_taken_as_made_and_its_task_runs_once(
+    lossy_link: LossyLink,
+    team: Callable[[], str],
+    control_plane: Cluster,
+    scheduler: Identity,
+    admin: client.CoreV1Api,
+    make_executor: Callable[..., Executor],
+) -> None:
+    """The API server stores the pod but its answer never reaches the scheduler: the retry under
+    the same name meets 409 AlreadyExists, which is the answer the first create never heard."""
+    name = team()
+    executor = make_executor(identity=dataclasses.replace(scheduler, kubeconfig_path=lossy_link.kubeconfig))
+    assert isinstance(executor.kube_scheduler, DynamicNamespaceKubernetesScheduler)
+    creates = executor.kube_scheduler.creates
+    reports = ledger(executor)
+    heartbeats(executor, 1)  # the first loop's pod sweep is over, it uses no connection now
+    executor.kube_scheduler.kube_client.list_namespaced_pod(name, limit=1)  # the create's connection
+    with lossy_link.answers_lost():
+        key = launch(executor, name)  # returns once the create's read timeout ends the wait
+    unanswered = creates.pending(key)
+    assert unanswered is not None
+    admin.read_namespaced_pod(unanswered, name)  # it was made: only its answer was lost
+
+    sync_until(executor, lambda: creates.pending(key) is None, "the retry to find the pod made")
+    heartbeats(executor, 3)
+    assert [pod.metadata.name for pod in worker_pods(admin, executor)] == [unanswered]
+    assert key in executor.running
+    control_plane.set_pod_phase(name, unanswered, "Succeeded")
+    assert_reported_once(executor, reports, key)
+    assert_no_pod_unwatched(admin, executor)
     assert_loops_healthy(executor)
 
 
