@@ -38,6 +38,7 @@ from airflow_provider_nsdiscovery.config import SettingsError
 from airflow_provider_nsdiscovery.discovery.access import AccessReviewer, username
 from airflow_provider_nsdiscovery.discovery.controller import NamespaceDiscovery
 from airflow_provider_nsdiscovery.discovery.status import NamespaceStatus, State
+from airflow_provider_nsdiscovery.discovery.wiring import connect
 from airflow_provider_nsdiscovery.executors.settings import settings_from_conf
 
 EXIT_NOT_USABLE = 1
@@ -105,7 +106,7 @@ def _discovery(impersonate: str | None) -> Iterator[tuple[NamespaceDiscovery, cl
     api_client = _api_client()
     if impersonate:
         api_client.set_default_header("Impersonate-User", impersonate)
-    discovery = NamespaceDiscovery.connect(settings, api_client, identity=_who_am_i(api_client, impersonate))
+    discovery = connect(settings, api_client, identity=_who_am_i(api_client, impersonate), watch_access=False)
     try:
         discovery.start()
         yield discovery, api_client

@@ -81,3 +81,21 @@ SourceFactory = Callable[
     NamespaceSource,
 ]
 """Builds the source with its handlers: snapshot, event, and "the list or watch is open"."""
+
+
+class AccessWatch(Protocol):
+    """Watches that report access changes as they happen (the real one: rbac_watch.RbacWatch).
+
+    ``loops`` gives one step function per watch for the controller's supervised loops; a step
+    may call ``pause`` to wait (interruptibly) before it is run again. ``watching`` is true while
+    a change anywhere would be seen, which lets periodic re-checks slow down to a backstop.
+    """
+
+    @property
+    def watching(self) -> bool: ...
+    def loops(self, pause: Callable[[float], object]) -> dict[str, Callable[[], None]]: ...
+    def stop(self) -> None: ...
+
+
+AccessWatchFactory = Callable[[Callable[[str | None, str], None]], AccessWatch]
+"""Builds the access watch with its handler: ``(namespace or None for all, what changed)``."""

@@ -26,8 +26,9 @@ from cachetools import TTLCache
 from kubernetes import client
 
 from airflow_provider_nsdiscovery.config import SECTION, DiscoverySettings
-from airflow_provider_nsdiscovery.discovery.access import UNKNOWN_IDENTITY, AccessReviewer, who_am_i
+from airflow_provider_nsdiscovery.discovery.access import UNKNOWN_IDENTITY
 from airflow_provider_nsdiscovery.discovery.contracts import (
+    AccessWatchFactory,
     DiscoveryCounters,
     DiscoveryMode,
     Reviewer,
@@ -36,7 +37,7 @@ from airflow_provider_nsdiscovery.discovery.contracts import (
 )
 from airflow_provider_nsdiscovery.discovery.decide import decide
 from airflow_provider_nsdiscovery.discovery.placement import TaskPlacement
-from airflow_provider_nsdiscovery.discovery.source import ListForbiddenError, NamespaceWatch
+from airflow_provider_nsdiscovery.discovery.source import ListForbiddenError
 from airflow_provider_nsdiscovery.discovery.status import (
     AccessDecision,
     NamespaceStatus,
@@ -59,6 +60,14 @@ WARMUP_SECONDS = 10.0
 """After the namespace watch reconnects (an API server restart, typically), how long a review that
 takes access away is asked again before it is believed: a kube-apiserver that has just started
 answers 403 to everything until its RBAC caches are filled."""
+BACKSTOP_INTERVAL = 1800.0
+"""Seconds between periodic re-reviews of a namespace while RBAC changes are watched: they only
+catch what no watch shows (webhook authorizers, group membership). Never below
+``access_recheck_interval``."""
+AUTHORIZER_SETTLE = 1.0
+"""After an RBAC change, a namespace is reviewed at once and again this much later: the API
+server's authorizer learns of the change from a watch like ours, so the first review can still
+see the old rules."""
 NEGATIVE_TTL = 2.0
 """How long a refusal (or a look that found no answer) is reused: a burst of tasks for one bad
 namespace costs one look, and an API server that is down costs the scheduler loop one wait."""
@@ -82,6 +91,7 @@ class NamespaceDiscovery:
         clock: Clock | None = None,
         identify: Callable[[], str | None] = lambda: None,
         counters: DiscoveryCounters | None = None,
+        access_watch: AccessWatchFactory | None = None,
     ) -> None:
         self.settings = settings
         self.table = StateTable()
@@ -106,6 +116,7 @@ class NamespaceDiscovery:
         # The last good decision per namespace: it stands while reviews fail for transient reasons.
         self._access: dict[str, AccessDecision] = {}
         self._review_at: dict[str, float] = {}
+        self._settle_review_at: dict[str, float] = {}
         self._forbidden_since: dict[str, float] = {}
         # Asks for a fresh look, and the newest ask a finished reconcile had seen when it began.
         self._asked: Counter[str] = Counter()
@@ -122,32 +133,7 @@ class NamespaceDiscovery:
         self._next_list_probe = 0.0
         self._listed = threading.Event()
         self.identity = UNKNOWN_IDENTITY
-
-    @classmethod
-    def connect(
-        cls,
-        settings: DiscoverySettings,
-        api_client: client.ApiClient,
-        *,
-        on_change: Callable[[WatchPlan], None] = lambda plan: None,
-        identity: str | None = None,
-    ) -> NamespaceDiscovery:
-        """The controller wired to a real API server."""
-        counters = DiscoveryCounters()
-
-        def count(kind: str) -> None:
-            counters.requests[kind] += 1
-
-        return cls(
-            settings,
-            lambda snap, event, opened: NamespaceWatch(
-                api_client, settings.label_selector, snap, event, on_request=count, on_open=opened
-            ),
-            AccessReviewer(api_client, on_request=count),
-            on_change=on_change,
-            identify=(lambda: identity) if identity else (lambda: who_am_i(api_client)),
-            counters=counters,
-        )
+        self._access_watch = access_watch(self.access_changed) if access_watch else None
 
     # lifecycle ---------------------------------------------------------------------------------
 
@@ -166,6 +152,9 @@ class NamespaceDiscovery:
         self._source_health = self._supervisor.spawn("nsd-namespace-watch", self._source_step)
         for number in range(self.settings.review_concurrency):
             self._supervisor.spawn(f"nsd-reconcile-{number}", self._work)
+        if self._access_watch is not None:
+            for name, step in self._access_watch.loops(self._supervisor.stopped.wait).items():
+                self._supervisor.spawn(name, step)
         timeout = self.settings.initial_sync_timeout
         if not self._listed.wait(timeout) or not self._wait_idle(timeout):
             log.warning(
@@ -177,6 +166,8 @@ class NamespaceDiscovery:
     def stop(self) -> None:
         self._supervisor.stopped.set()
         self._source.stop()
+        if self._access_watch is not None:
+            self._access_watch.stop()
         self.queue.shut_down()
         with self._lock:
             self._reconciled.notify_all()
@@ -260,6 +251,34 @@ class NamespaceDiscovery:
         with self._lock:
             self._ask_read_locked(name, _Read.LOOK, review=True)
         self.queue.add(name, urgent=True)
+
+    def access_changed(self, namespace: str | None, why: str) -> None:
+        """An RBAC change that can grant or take pod rights in ``namespace`` (None: anywhere):
+        review what it can affect now, and once more :data:`AUTHORIZER_SETTLE` later."""
+        due = self._clock.now() + AUTHORIZER_SETTLE
+        with self._lock:
+            names = [n for n in ([namespace] if namespace else list(self._access)) if n in self._access]
+            for name in names:
+                self._review_at[name] = float("-inf")
+                self._settle_review_at[name] = due
+                self._refusals.pop(name, None)
+            if namespace is None:
+                self._cluster_probe_at = float("-inf")
+        log.info("access may have changed (%s): reviewing %s again", why, ", ".join(names) or "nothing")
+        for name in names:
+            self.queue.add(name)
+        if namespace is None:
+            self.queue.add(CLUSTER_SCOPE)
+
+    @property
+    def access_watched(self) -> bool:
+        """Whether RBAC changes are seen as they happen (else only the periodic re-check sees them)."""
+        return self._access_watch is not None and self._access_watch.watching
+
+    def _recheck_interval(self) -> float:
+        """The periodic re-check, slowed to a backstop while RBAC changes are watched."""
+        interval = self.settings.access_recheck_interval
+        return max(interval, BACKSTOP_INTERVAL) if self.access_watched else interval
 
     def _ask_read_locked(self, name: str, why: _Read, *, review: bool) -> None:
         if self._to_read.get(name) is not _Read.LEFT:
@@ -417,7 +436,7 @@ class NamespaceDiscovery:
         warming = self._clock.now() - self._reconnected_at < WARMUP_SECONDS
         if warming and not decision.allowed and had_access is not None and had_access.allowed:
             raise RetryError("access looks gone, but the API server came back moments ago; asking again")
-        interval = self.settings.access_recheck_interval
+        interval = self._recheck_interval()
         spread = self.settings.recheck_jitter
         # The first re-check is spread over the whole interval so that namespaces discovered
         # together (e.g. at start) are not re-checked together forever after.
@@ -427,6 +446,9 @@ class NamespaceDiscovery:
         with self._lock:
             self._access[name] = decision
             self._review_at[name] = self._clock.now() + interval * factor
+            settle = self._settle_review_at.pop(name, None)
+            if settle is not None and settle > self._clock.now():
+                self._review_at[name] = min(self._review_at[name], settle)
             if decision.allowed:
                 self._forbidden_since.pop(name, None)
             else:
@@ -463,7 +485,7 @@ class NamespaceDiscovery:
         now = self._clock.now()
         with self._lock:
             refused, self._cluster_refused = self._cluster_refused, False
-        interval = self.settings.access_recheck_interval
+        interval = self._recheck_interval()
         if refused:
             self._cluster_wide = False
             self._cluster_probe_at = now + interval

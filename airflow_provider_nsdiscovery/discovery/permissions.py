@@ -33,6 +33,15 @@ REQUIRED_PERMISSIONS: tuple[Permission, ...] = (
 WATCH_PERMISSIONS: tuple[Permission, ...] = (Permission("list", "pods"), Permission("watch", "pods"))
 """What a pod watcher needs; without these a namespace cannot even be drained."""
 
+RBAC_WATCH_RULE: dict[str, list[str]] = {
+    "apiGroups": ["rbac.authorization.k8s.io"],
+    "resources": ["rolebindings", "roles", "clusterrolebindings", "clusterroles"],
+    "verbs": ["list", "watch"],
+}
+"""Optional, cluster-wide and read-only: lets discovery see access changes as they happen
+(discovery/rbac_watch.py) instead of at the next periodic re-check. deploy/rbac-watch.yaml grants
+exactly this."""
+
 BY_NAME: dict[str, Permission] = {str(p): p for p in REQUIRED_PERMISSIONS}
 
 

@@ -10,7 +10,12 @@ import re
 from collections.abc import Iterable
 
 from airflow_provider_nsdiscovery.config import SECTION, DiscoverySettings
-from airflow_provider_nsdiscovery.discovery.permissions import BY_NAME, REQUIRED_PERMISSIONS, Permission
+from airflow_provider_nsdiscovery.discovery.permissions import (
+    BY_NAME,
+    RBAC_WATCH_RULE,
+    REQUIRED_PERMISSIONS,
+    Permission,
+)
 
 ROLE_PREFIX = "airflow-task-pods"
 _SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
@@ -30,6 +35,11 @@ def create_namespace_fix(name: str, settings: DiscoverySettings) -> str:
 def exclusion_fix(name: str) -> str:
     return f"run the task in another namespace, or remove '{name}' from [{SECTION}] exclude_namespaces"
 
+
+RBAC_WATCH_REMEDY = (
+    f"to see them at once, let the scheduler {' and '.join(RBAC_WATCH_RULE['verbs'])} "
+    f"{', '.join(RBAC_WATCH_RULE['resources'])} cluster-wide (kubectl apply -f deploy/rbac-watch.yaml)"
+)
 
 TERMINATING_FIX = "wait until it is gone and recreate it, or run the task in another namespace"
 

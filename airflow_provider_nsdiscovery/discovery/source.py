@@ -10,6 +10,7 @@ deserialisation keeps a 1000-namespace list cheap.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -58,35 +59,33 @@ class ListForbiddenError(Exception):
     """The identity may not list namespaces cluster-wide; the controller decides what follows."""
 
 
-class NamespaceWatch:
-    """List+watch of the namespaces matching one selector, one cycle per :meth:`sync_once`.
+class Reflector:
+    """The reflector loop of one kind of object, one list-then-watch cycle per :meth:`sync_once`.
 
-    ``on_snapshot`` gets every selected namespace after each (re-)list, so the consumer can forget
-    those that vanished while the watch was down; ``on_event`` gets ``(type, name, observation)``
-    for ADDED, MODIFIED and DELETED. A DELETED event from a selector watch means "no longer
-    matches", which is either deletion or a removed label; the consumer tells them apart.
-
-    The loop around it (retries, backoff, logging) is the caller's: errors are raised, never
-    swallowed, and the resourceVersion only moves past an event once its handler has returned,
-    so an event is never lost to a handler that failed.
+    ``lister`` is a client list call (``list_namespace``, ``list_role_binding_for_all_namespaces``,
+    ...) with its filters bound. ``on_snapshot`` gets every object after each (re-)list, so the
+    consumer can forget what vanished while the watch was down; ``on_event`` gets ``(type, object)``
+    for ADDED, MODIFIED and DELETED. Errors are raised, never swallowed (the loop around it retries
+    with backoff), and the resourceVersion only moves past an event once its handler has returned,
+    so an event is never lost to a handler that failed. A 410 Gone only forces a re-list.
     """
 
     def __init__(
         self,
-        api_client: client.ApiClient,
-        label_selector: str,
-        on_snapshot: Callable[[dict[str, Observation]], None],
-        on_event: Callable[[str, str, Observation], None],
+        what: str,
+        lister: Callable[..., Any],
+        on_snapshot: Callable[[list[dict[str, Any]]], None],
+        on_event: Callable[[str, dict[str, Any]], None],
         *,
         on_request: Callable[[str], None] = lambda kind: None,
         on_open: Callable[[], None] = lambda: None,
     ) -> None:
-        self._core = client.CoreV1Api(api_client)
-        self._on_open = on_open
-        self._selector = label_selector
+        self.what = what
+        self._lister = lister
         self._on_snapshot = on_snapshot
         self._on_event = on_event
         self._on_request = on_request
+        self._on_open = on_open
         self._stream = Interruptible()
         self.resource_version: str | None = None
 
@@ -97,46 +96,29 @@ class NamespaceWatch:
     def stop(self) -> None:
         self._stream.stop()
 
-    def read(self, name: str) -> Observation | None:
-        self._on_request("get namespace")
-        return read_namespace(self._core, name)
-
     def sync_once(self) -> None:
-        """List if needed, then follow the watch until the server ends it.
-
-        Raises :class:`ListForbiddenError` on a 403 to the list; a 410 Gone only forces a re-list
-        on the next call.
-        """
         try:
             if self.resource_version is None:
                 self._list()
             self._watch()
         except client.ApiException as err:
-            if err.status == HTTPStatus.GONE:
-                log.info("namespace watch expired (410 Gone); re-listing")
-                self.resource_version = None
-                return
-            if err.status == HTTPStatus.FORBIDDEN:
-                raise ListForbiddenError(f"{err.status} {err.reason}") from err
-            raise
+            if err.status != HTTPStatus.GONE:
+                raise
+            log.info("%s watch expired (410 Gone); re-listing", self.what)
+            self.resource_version = None
 
     def _list(self) -> None:
-        self._on_request("list namespaces")
-        response = self._core.list_namespace(
-            label_selector=self._selector, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
-        )
+        self._on_request(f"list {self.what}")
+        response = self._lister(_preload_content=False, _request_timeout=REQUEST_TIMEOUT)
         body = json.loads(response.data)
-        self._on_snapshot(
-            {item["metadata"]["name"]: observation_from(item) for item in body.get("items") or []}
-        )
+        self._on_snapshot(list(body.get("items") or []))
         self.resource_version = body["metadata"]["resourceVersion"]
         self._on_open()
 
     def _watch(self) -> None:
-        self._on_request("watch namespaces")
+        self._on_request(f"watch {self.what}")
         response = self._stream.track(
-            self._core.list_namespace(
-                label_selector=self._selector,
+            self._lister(
                 watch=True,
                 allow_watch_bookmarks=True,
                 resource_version=self.resource_version,
@@ -155,7 +137,59 @@ class NamespaceWatch:
                 if kind == "ERROR":
                     raise client.ApiException(status=obj.get("code"), reason=obj.get("message"))
                 if kind != "BOOKMARK":
-                    self._on_event(kind, obj["metadata"]["name"], observation_from(obj))
+                    self._on_event(kind, obj)
                 self.resource_version = obj["metadata"]["resourceVersion"]
         finally:
             response.release_conn()
+
+
+class NamespaceWatch:
+    """The namespaces matching one selector, as a :class:`Reflector` of namespaces.
+
+    A DELETED event from a selector watch means "no longer matches", which is either deletion or
+    a removed label; the consumer tells them apart with :meth:`read`.
+    """
+
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        label_selector: str,
+        on_snapshot: Callable[[dict[str, Observation]], None],
+        on_event: Callable[[str, str, Observation], None],
+        *,
+        on_request: Callable[[str], None] = lambda kind: None,
+        on_open: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._core = client.CoreV1Api(api_client)
+        self._on_request = on_request
+        self._reflector = Reflector(
+            "namespaces",
+            functools.partial(self._core.list_namespace, label_selector=label_selector),
+            lambda items: on_snapshot({item["metadata"]["name"]: observation_from(item) for item in items}),
+            lambda kind, obj: on_event(kind, obj["metadata"]["name"], observation_from(obj)),
+            on_request=on_request,
+            on_open=on_open,
+        )
+
+    @property
+    def listed(self) -> bool:
+        return self._reflector.listed
+
+    def stop(self) -> None:
+        self._reflector.stop()
+
+    def read(self, name: str) -> Observation | None:
+        self._on_request("get namespace")
+        return read_namespace(self._core, name)
+
+    def sync_once(self) -> None:
+        """List if needed, then follow the watch until the server ends it.
+
+        Raises :class:`ListForbiddenError` on a 403 to the list.
+        """
+        try:
+            self._reflector.sync_once()
+        except client.ApiException as err:
+            if err.status == HTTPStatus.FORBIDDEN:
+                raise ListForbiddenError(f"{err.status} {err.reason}") from err
+            raise

@@ -29,6 +29,7 @@ from airflow_provider_nsdiscovery.config import SECTION, SettingsError
 from airflow_provider_nsdiscovery.discovery.contracts import WatchPlan
 from airflow_provider_nsdiscovery.discovery.controller import NamespaceDiscovery
 from airflow_provider_nsdiscovery.discovery.status import State, is_valid_namespace_name
+from airflow_provider_nsdiscovery.discovery.wiring import connect
 from airflow_provider_nsdiscovery.executor_config import executor_config_problem
 from airflow_provider_nsdiscovery.executors.metrics import DiscoveryMetrics
 from airflow_provider_nsdiscovery.executors.scheduler import (
@@ -104,9 +105,7 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
                 f"{err}. Point config_file at a readable kubeconfig, or set in_cluster = True when the "
                 "scheduler runs in the cluster"
             ) from err
-        self.discovery = NamespaceDiscovery.connect(
-            self.discovery_settings, api_client, on_change=self._plan_changed
-        )
+        self.discovery = connect(self.discovery_settings, api_client, on_change=self._plan_changed)
         self.discovery.start()
         self.log.info(
             "namespace discovery (%s, selector '%s') found: %s",

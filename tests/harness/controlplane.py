@@ -438,7 +438,7 @@ class Cluster(abc.ABC):
         that does not. The call returns only once the grants are in force, because the API
         server's RBAC authorizer learns about new bindings through a watch.
         """
-        core, rbac = self._core, self._rbac
+        core = self._core
         _create_if_missing(lambda: self.create_namespace(namespace))
         _create_if_missing(
             lambda: core.create_namespaced_service_account(
@@ -458,28 +458,32 @@ class Cluster(abc.ABC):
             kubeconfig_path=self._write_kubeconfig(f"{namespace}.{name}", token),
         )
         if cluster_rules:
-            role_name = f"nsd-{namespace}-{name}"
-            role = client.V1ClusterRole(
-                metadata=client.V1ObjectMeta(name=role_name), rules=list(cluster_rules)
-            )
-            binding = client.V1ClusterRoleBinding(
-                metadata=client.V1ObjectMeta(name=role_name),
-                role_ref=client.V1RoleRef(
-                    api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=role_name
-                ),
-                subjects=[self._subject(identity)],
-            )
-            _create_or_replace(
-                lambda: rbac.create_cluster_role(role), lambda: rbac.replace_cluster_role(role_name, role)
-            )
-            _create_or_replace(
-                lambda: rbac.create_cluster_role_binding(binding),
-                lambda: rbac.replace_cluster_role_binding(role_name, binding),
-            )
-            self._wait_for_access(identity, "", cluster_rules, allowed=True)
+            self.grant_cluster_wide(identity, cluster_rules)
         for target, rules in (namespace_rules or {}).items():
             self.grant(identity, target, rules)
         return identity
+
+    def grant_cluster_wide(self, identity: Identity, rules: Sequence[client.V1PolicyRule]) -> None:
+        """Bind rules to the identity in every namespace (one ClusterRole per identity, replaced
+        by the next call); returns once they are in force."""
+        rbac = self._rbac
+        role_name = f"nsd-{identity.namespace}-{identity.name}"
+        role = client.V1ClusterRole(metadata=client.V1ObjectMeta(name=role_name), rules=list(rules))
+        binding = client.V1ClusterRoleBinding(
+            metadata=client.V1ObjectMeta(name=role_name),
+            role_ref=client.V1RoleRef(
+                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=role_name
+            ),
+            subjects=[self._subject(identity)],
+        )
+        _create_or_replace(
+            lambda: rbac.create_cluster_role(role), lambda: rbac.replace_cluster_role(role_name, role)
+        )
+        _create_or_replace(
+            lambda: rbac.create_cluster_role_binding(binding),
+            lambda: rbac.replace_cluster_role_binding(role_name, binding),
+        )
+        self._wait_for_access(identity, "", rules, allowed=True)
 
     def grant(self, identity: Identity, namespace: str, rules: Sequence[client.V1PolicyRule]) -> str:
         """Bind rules to the identity in one namespace; returns once they are in force.

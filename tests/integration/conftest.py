@@ -9,12 +9,16 @@ import signal
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from airflow_provider_nsdiscovery.config import DiscoverySettings
+from airflow_provider_nsdiscovery.discovery.controller import NamespaceDiscovery
+from airflow_provider_nsdiscovery.discovery.wiring import connect
 from tests.airflow_env import migrate_database
 from tests.harness.controlplane import (
     ENABLE_HINT,
@@ -183,3 +187,24 @@ def outage(
         return False
 
     wait_until(answers, "the control plane to answer again", timeout=60.0)
+
+
+@pytest.fixture
+def start_discovery(scheduler: Identity, selector_label: str) -> Iterator[Callable[..., NamespaceDiscovery]]:
+    started: list[NamespaceDiscovery] = []
+
+    def start(identity: Identity = scheduler, **overrides: Any) -> NamespaceDiscovery:
+        settings = DiscoverySettings(
+            home_namespace=identity.namespace,
+            label_selector=f"{selector_label}=true",
+            access_recheck_interval=overrides.pop("access_recheck_interval", 60.0),
+            **overrides,
+        )
+        discovery = connect(settings, identity.api_client)
+        discovery.start()
+        started.append(discovery)
+        return discovery
+
+    yield start
+    for discovery in started:
+        discovery.stop()

@@ -22,8 +22,13 @@ from airflow_provider_nsdiscovery.cli.format import role_rules
 from airflow_provider_nsdiscovery.config import DiscoverySettings
 from airflow_provider_nsdiscovery.discovery.access import access_allowed
 from airflow_provider_nsdiscovery.discovery.controller import NamespaceDiscovery
-from airflow_provider_nsdiscovery.discovery.permissions import REQUIRED_PERMISSIONS, Permission
+from airflow_provider_nsdiscovery.discovery.permissions import (
+    RBAC_WATCH_RULE,
+    REQUIRED_PERMISSIONS,
+    Permission,
+)
 from airflow_provider_nsdiscovery.discovery.status import State
+from airflow_provider_nsdiscovery.discovery.wiring import connect
 from airflow_provider_nsdiscovery.get_provider_info import EXECUTOR, OPTIONS
 from tests.harness.controlplane import Cluster, Identity
 from tests.integration.waiting import wait_until
@@ -91,9 +96,7 @@ def discover() -> Iterator[Callable[[Identity], NamespaceDiscovery]]:
 
     def start(identity: Identity) -> NamespaceDiscovery:
         # Defaults as deploy/helm-values.yaml leaves them: selector airflow-enabled=true.
-        discovery = NamespaceDiscovery.connect(
-            DiscoverySettings(home_namespace=SCHEDULER_NAMESPACE), identity.api_client
-        )
+        discovery = connect(DiscoverySettings(home_namespace=SCHEDULER_NAMESPACE), identity.api_client)
         discovery.start()
         started.append(discovery)
         return discovery
@@ -153,6 +156,15 @@ def test_cluster_role_reads_namespaces_and_nothing_else() -> None:
         "name": role["metadata"]["name"],
     }
     assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": SCHEDULER_ACCOUNT, "namespace": SCHEDULER_NAMESPACE}
+    ]
+
+
+def test_rbac_watch_role_grants_exactly_what_the_rbac_watch_reads() -> None:
+    manifests = _manifests("rbac-watch.yaml")
+    role = _kind(manifests, "ClusterRole")
+    assert role["rules"] == [RBAC_WATCH_RULE]
+    assert _kind(manifests, "ClusterRoleBinding")["subjects"] == [
         {"kind": "ServiceAccount", "name": SCHEDULER_ACCOUNT, "namespace": SCHEDULER_NAMESPACE}
     ]
 

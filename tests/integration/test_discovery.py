@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 from kubernetes import client
 
-from airflow_provider_nsdiscovery.config import DiscoverySettings
 from airflow_provider_nsdiscovery.discovery.contracts import WatchPlan
 from airflow_provider_nsdiscovery.discovery.controller import NamespaceDiscovery
 from airflow_provider_nsdiscovery.discovery.status import State
@@ -17,27 +15,6 @@ from tests.harness.controlplane import POD_RULES, Cluster, Identity
 from tests.integration.waiting import wait_until
 
 ALL_MISSING = "create pods, get pods, list pods, watch pods, patch pods, delete pods, get pods/log"
-
-
-@pytest.fixture
-def start_discovery(scheduler: Identity, selector_label: str) -> Iterator[Callable[..., NamespaceDiscovery]]:
-    started: list[NamespaceDiscovery] = []
-
-    def start(identity: Identity = scheduler, **overrides: Any) -> NamespaceDiscovery:
-        settings = DiscoverySettings(
-            home_namespace=identity.namespace,
-            label_selector=f"{selector_label}=true",
-            access_recheck_interval=overrides.pop("access_recheck_interval", 60.0),
-            **overrides,
-        )
-        discovery = NamespaceDiscovery.connect(settings, identity.api_client)
-        discovery.start()
-        started.append(discovery)
-        return discovery
-
-    yield start
-    for discovery in started:
-        discovery.stop()
 
 
 def _state(discovery: NamespaceDiscovery, name: str) -> State | None:

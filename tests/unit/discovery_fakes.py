@@ -127,12 +127,33 @@ class FakeReviewer:
         return self.cluster.cluster_wide
 
 
+class FakeAccessWatch:
+    """An RBAC watch the test drives: ``changed`` is the controller's handler, ``watching`` is set
+    by the test."""
+
+    def __init__(self, changed: Callable[[str | None, str], None]) -> None:
+        self.changed = changed
+        self.watching = False
+
+    def loops(self, pause: Callable[[float], object]) -> dict[str, Callable[[], None]]:
+        return {}
+
+    def stop(self) -> None:
+        pass
+
+
 @dataclass
 class Harness:
     discovery: NamespaceDiscovery
     cluster: FakeCluster
     clock: FakeClock
     plans: list[WatchPlan]
+
+    @property
+    def access_watch(self) -> FakeAccessWatch:
+        watch = self.discovery._access_watch
+        assert isinstance(watch, FakeAccessWatch)
+        return watch
 
     @property
     def source(self) -> FakeSource:
@@ -165,5 +186,6 @@ def make_harness(cluster: FakeCluster | None = None, **settings: object) -> Harn
         on_change=plans.append,
         clock=clock,
         identify=lambda: None if cluster.down else IDENTITY,
+        access_watch=FakeAccessWatch,
     )
     return Harness(discovery, cluster, clock, plans)
