@@ -1,8 +1,8 @@
 """An option is one declaration: a field of DiscoverySettings made by ``option()``.
 
-Everything else (the Airflow settings reader, the provider's config section) is derived from
-:data:`OPTIONS`, so each derivation must list every declared option, nothing else, with the
-declared type and default.
+Everything else (the Airflow settings reader, the provider's config section, the README's
+reference) is derived from :data:`OPTIONS`, so each derivation must list every declared option,
+nothing else, with the declared type and default.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from airflow_provider_nsdiscovery.config import (
     declared_options,
     option,
 )
+from airflow_provider_nsdiscovery.config_reference import render
 from airflow_provider_nsdiscovery.executors.settings import settings_from_conf
 from airflow_provider_nsdiscovery.get_provider_info import get_provider_info
 
@@ -59,6 +60,7 @@ def test_a_field_made_by_option_is_the_whole_declaration():
     added = declared_options(Extended)
     assert list(added) == [*OPTIONS, "pod_budget"]
     assert added["pod_budget"] == Option("pod_budget", Kind.INTEGER, 5, "Pods per namespace.", "10")
+    assert "| `pod_budget` | integer | `5` | Pods per namespace. Example: `10`. |" in render(added)
 
 
 def test_every_settings_field_but_the_home_namespace_is_a_declared_option():
@@ -104,6 +106,19 @@ def test_settings_reader_asks_for_the_declared_options_only():
     conf = RecordingConf()
     settings_from_conf(conf, home_namespace="airflow")
     assert list(conf.fallbacks) == NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_generated_reference_lists_the_option_with_its_declared_type_and_default(name: str):
+    declared = OPTIONS[name]
+    default = f"`{declared.default_text}`" if declared.default_text else "(empty)"
+    row = f"| `{name}` | {declared.kind.airflow_type} | {default} | {declared.description} |"
+    assert row in render().splitlines()
+
+
+def test_generated_reference_has_one_row_per_declared_option():
+    rows = render().splitlines()[2:]
+    assert [row.split("`")[1] for row in rows] == NAMES
 
 
 @pytest.mark.parametrize("name", NAMES)
