@@ -144,21 +144,11 @@ class WorkQueue(Generic[K]):
 
     # introspection -----------------------------------------------------------------------------
 
-    def __len__(self) -> int:
-        """Keys waiting to be handed out now (not delayed, not in a worker)."""
-        with self._cond:
-            self._promote_due_locked()
-            return len(self._ready)
-
     def busy(self) -> bool:
         """Whether any key is ready or being processed (delayed keys do not count)."""
         with self._cond:
             self._promote_due_locked()
             return bool(self._ready or self._processing)
-
-    def next_due_in(self) -> float | None:
-        with self._cond:
-            return self._until_next_due_locked()
 
     # internals ---------------------------------------------------------------------------------
 

@@ -1,29 +1,20 @@
-"""Reads :class:`DiscoverySettings` from Airflow configuration; the only place that knows option types."""
+"""Reads :class:`DiscoverySettings` from Airflow configuration, each option by its declared type."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_nsdiscovery.config import SECTION, DiscoverySettings, SettingsError, split_list
-from airflow_provider_nsdiscovery.get_provider_info import OPTIONS, default_value
+from airflow_provider_nsdiscovery.config import OPTIONS, SECTION, DiscoverySettings
 
 
 def settings_from_conf(conf: Any, *, home_namespace: str) -> DiscoverySettings:
-    """Build settings from ``[kubernetes_namespace_discovery]`` (and its AIRFLOW__... env vars)."""
-    values: dict[str, Any] = {}
-    for name, (kind, _) in OPTIONS.items():
-        raw = str(conf.get(SECTION, name, fallback=default_value(name)))
-        try:
-            if kind == "integer":
-                values[name] = int(raw)
-            elif kind == "float":
-                values[name] = float(raw)
-            elif name.endswith("_namespaces"):
-                values[name] = split_list(raw)
-            else:
-                values[name] = raw
-        except ValueError:
-            raise SettingsError(
-                f"[{SECTION}] {name} must be {'an' if kind == 'integer' else 'a'} {kind}, got {raw!r}"
-            ) from None
+    """Build settings from ``[kubernetes_namespace_discovery]`` (and its AIRFLOW__... env vars).
+
+    The declared default is the fallback, so a conf that has not loaded the provider's section
+    still yields the declared defaults rather than no value.
+    """
+    values: dict[str, Any] = {
+        name: option.parse(str(conf.get(SECTION, name, fallback=option.default_text)))
+        for name, option in OPTIONS.items()
+    }
     return DiscoverySettings(home_namespace=home_namespace, **values)

@@ -19,7 +19,7 @@ from kubernetes import client, utils
 from kubernetes.client.exceptions import ApiException
 
 from airflow_provider_nsdiscovery.cli.format import role_rules
-from airflow_provider_nsdiscovery.config import DiscoverySettings
+from airflow_provider_nsdiscovery.config import OPTIONS, DiscoverySettings
 from airflow_provider_nsdiscovery.discovery.access import access_allowed
 from airflow_provider_nsdiscovery.discovery.controller import NamespaceDiscovery
 from airflow_provider_nsdiscovery.discovery.permissions import (
@@ -29,7 +29,7 @@ from airflow_provider_nsdiscovery.discovery.permissions import (
 )
 from airflow_provider_nsdiscovery.discovery.status import State
 from airflow_provider_nsdiscovery.discovery.wiring import connect
-from airflow_provider_nsdiscovery.get_provider_info import EXECUTOR, OPTIONS
+from airflow_provider_nsdiscovery.get_provider_info import EXECUTOR
 from tests.harness.controlplane import Cluster, Identity
 from tests.integration.waiting import wait_until
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import typing
 from typing import Any
 
 import pytest
@@ -136,8 +137,8 @@ def test_declared_default_is_the_settings_default(name: str):
 @pytest.mark.parametrize("name", CONFIGURABLE)
 def test_declared_type_matches_the_settings_field(name: str):
     option = get_provider_info()["config"][SECTION]["options"][name]
-    default = next(f.default for f in dataclasses.fields(DiscoverySettings) if f.name == name)
-    expected = {int: "integer", float: "float", str: "string", tuple: "string"}[type(default)]
+    annotation = typing.get_type_hints(DiscoverySettings)[name]
+    expected = {int: "integer", float: "float", str: "string", tuple[str, ...]: "string"}[annotation]
     assert option["type"] == expected
 
 
@@ -146,3 +147,17 @@ def test_declared_list_defaults_are_comma_separated():
     assert options["label_selector"]["default"] == "airflow-enabled=true"
     assert options["exclude_namespaces"]["default"] == "kube-system,kube-public,kube-node-lease"
     assert options["candidate_namespaces"]["default"] == ""
+
+
+def test_provider_config_types_defaults_and_examples_are_pinned():
+    """Pinned: Airflow validates and shows these, so a refactoring must not change a byte of them."""
+    options = get_provider_info()["config"][SECTION]["options"]
+    assert {name: (o["type"], o["default"], o["example"]) for name, o in options.items()} == {
+        "label_selector": ("string", "airflow-enabled=true", None),
+        "candidate_namespaces": ("string", "", None),
+        "exclude_namespaces": ("string", "kube-system,kube-public,kube-node-lease", None),
+        "access_recheck_interval": ("float", "60.0", None),
+        "recheck_jitter": ("float", "0.1", None),
+        "review_concurrency": ("integer", "8", None),
+        "initial_sync_timeout": ("float", "30.0", None),
+    }
