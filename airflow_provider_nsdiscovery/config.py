@@ -151,6 +151,14 @@ class DiscoverySettings:
         """Seconds between access re-reviews of a namespace (spread with jitter). A revoked
         RoleBinding is noticed within this time; a 403 seen at run time is acted on at once.""",
     )
+    access_backstop_interval: float = option(
+        Kind.FLOAT,
+        1800.0,
+        """Seconds between access re-reviews of a namespace while RBAC changes are watched
+        (deploy/rbac-watch.yaml applied): changes are then acted on as they happen, and this only
+        catches what no watch shows (webhook authorizers, group membership). Never shorter than
+        access_recheck_interval.""",
+    )
     recheck_jitter: float = option(
         Kind.FLOAT,
         0.1,

@@ -60,10 +60,6 @@ WARMUP_SECONDS = 10.0
 """After the namespace watch reconnects (an API server restart, typically), how long a review that
 takes access away is asked again before it is believed: a kube-apiserver that has just started
 answers 403 to everything until its RBAC caches are filled."""
-BACKSTOP_INTERVAL = 1800.0
-"""Seconds between periodic re-reviews of a namespace while RBAC changes are watched: they only
-catch what no watch shows (webhook authorizers, group membership). Never below
-``access_recheck_interval``."""
 AUTHORIZER_SETTLE = 1.0
 """After an RBAC change, a namespace is reviewed at once and again this much later: the API
 server's authorizer learns of the change from a watch like ours, so the first review can still
@@ -278,7 +274,7 @@ class NamespaceDiscovery:
     def _recheck_interval(self) -> float:
         """The periodic re-check, slowed to a backstop while RBAC changes are watched."""
         interval = self.settings.access_recheck_interval
-        return max(interval, BACKSTOP_INTERVAL) if self.access_watched else interval
+        return max(interval, self.settings.access_backstop_interval) if self.access_watched else interval
 
     def _ask_read_locked(self, name: str, why: _Read, *, review: bool) -> None:
         if self._to_read.get(name) is not _Read.LEFT:

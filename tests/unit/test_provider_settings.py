@@ -157,6 +157,7 @@ def test_provider_config_types_defaults_and_examples_are_pinned():
         "candidate_namespaces": ("string", "", None),
         "exclude_namespaces": ("string", "kube-system,kube-public,kube-node-lease", None),
         "access_recheck_interval": ("float", "60.0", None),
+        "access_backstop_interval": ("float", "1800.0", None),
         "recheck_jitter": ("float", "0.1", None),
         "review_concurrency": ("integer", "8", None),
         "initial_sync_timeout": ("float", "30.0", None),

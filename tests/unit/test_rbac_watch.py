@@ -11,7 +11,8 @@ from typing import Any
 
 from kubernetes import client
 
-from airflow_provider_nsdiscovery.discovery.controller import AUTHORIZER_SETTLE, BACKSTOP_INTERVAL
+from airflow_provider_nsdiscovery.config import DiscoverySettings
+from airflow_provider_nsdiscovery.discovery.controller import AUTHORIZER_SETTLE
 from airflow_provider_nsdiscovery.discovery.permissions import RBAC_WATCH_RULE
 from airflow_provider_nsdiscovery.discovery.rbac_watch import RbacWatch, grants_pods, names_identity
 from airflow_provider_nsdiscovery.discovery.status import State
@@ -78,6 +79,9 @@ def _reviews_over(harness: Harness, seconds: float) -> int:
     for _ in range(int(seconds / 10)):
         harness.advance(10)
     return harness.cluster.calls["review"] - before
+
+
+BACKSTOP_INTERVAL = DiscoverySettings().access_backstop_interval
 
 
 def test_while_rbac_changes_are_watched_the_periodic_recheck_is_only_a_slow_backstop() -> None:
