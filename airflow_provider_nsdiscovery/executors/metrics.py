@@ -2,11 +2,15 @@
 
 Gauges describe the state table and the loops as they are now; counters are sent as deltas of the
 controller's running totals, so a restart of the scheduler never makes a counter go backwards.
+A dimension's value is in the metric's name as well as in its tags, as in Airflow's own metrics:
+plain StatsD (the Helm chart's default) drops tags, and one name sent with a value per state would
+keep only the last.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -22,6 +26,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PREFIX = "kubernetes_namespace_discovery"
+_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
+
+
+def stat_name(metric: str, value: str = "") -> str:
+    """``<prefix>.<metric>``, or ``<prefix>.<metric>.<value>`` with characters StatsD rejects replaced."""
+    return f"{PREFIX}.{metric}.{_UNSAFE.sub('_', value)}" if value else f"{PREFIX}.{metric}"
 
 
 class DiscoveryMetrics:
@@ -32,15 +42,14 @@ class DiscoveryMetrics:
     def emit(self, discovery: NamespaceDiscovery, scheduler: DynamicNamespaceKubernetesScheduler) -> None:
         states = Counter(status.state for status in discovery.table.snapshot().values())
         for state in State:
-            Stats.gauge(f"{PREFIX}.namespaces", states[state], tags={"state": state.value})
-        Stats.gauge(f"{PREFIX}.permitted_namespaces", states[State.PERMITTED])
-        Stats.gauge(f"{PREFIX}.watchers_running", len(scheduler.kube_watchers))
-        Stats.gauge(f"{PREFIX}.pods_left_behind", len(scheduler.cleanup.pending))
+            Stats.gauge(stat_name("namespaces", state.value), states[state], tags={"state": state.value})
+        Stats.gauge(stat_name("watchers_running"), len(scheduler.kube_watchers))
+        Stats.gauge(stat_name("pods_left_behind"), len(scheduler.cleanup.pending))
         self._emit_loops(discovery, scheduler)
         counters = discovery.counters
         hits, misses = counters.validation_hits, counters.validation_misses
         if hits + misses:
-            Stats.gauge(f"{PREFIX}.validation_cache_hit_ratio", hits / (hits + misses))
+            Stats.gauge(stat_name("validation_cache_hit_ratio"), hits / (hits + misses))
         totals: dict[tuple[str, str], int] = {
             **{("api_requests", kind): n for kind, n in counters.requests.items()},
             **{("refusals", reason): n for reason, n in counters.refusals.items()},
@@ -54,10 +63,10 @@ class DiscoveryMetrics:
                 continue
             self._sent[key] = total
             tags = {"request" if metric == "api_requests" else "reason": tag} if tag else None
-            Stats.incr(f"{PREFIX}.{metric}", delta, tags=tags)
+            Stats.incr(stat_name(metric, tag), delta, tags=tags)
         while discovery.discovery_latencies:
             seconds = discovery.discovery_latencies.popleft()
-            Stats.timing(f"{PREFIX}.discovery_latency", timedelta(seconds=seconds))
+            Stats.timing(stat_name("discovery_latency"), timedelta(seconds=seconds))
 
     def _emit_loops(
         self, discovery: NamespaceDiscovery, scheduler: DynamicNamespaceKubernetesScheduler
@@ -67,8 +76,8 @@ class DiscoveryMetrics:
         if scheduler.cleanup.health is not None:
             loops.append(scheduler.cleanup.health)
         unhealthy = frozenset(loop.describe() for loop in loops if not loop.healthy)
-        Stats.gauge(f"{PREFIX}.loops", len(loops) - len(unhealthy), tags={"health": "ok"})
-        Stats.gauge(f"{PREFIX}.loops", len(unhealthy), tags={"health": "failing"})
+        Stats.gauge(stat_name("loops", "ok"), len(loops) - len(unhealthy), tags={"health": "ok"})
+        Stats.gauge(stat_name("loops", "failing"), len(unhealthy), tags={"health": "failing"})
         names = frozenset(text.split(":", 1)[0] for text in unhealthy)
         if names != self._unhealthy:
             self._unhealthy = names

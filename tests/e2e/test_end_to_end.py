@@ -17,6 +17,8 @@ import pytest
 
 from airflow_provider_nsdiscovery.discovery import remedies
 from airflow_provider_nsdiscovery.discovery.permissions import REQUIRED_PERMISSIONS
+from airflow_provider_nsdiscovery.discovery.status import State
+from airflow_provider_nsdiscovery.executors.metrics import PREFIX
 from tests.harness.airflow_stack import tail
 from tests.harness.controlplane import require_cluster
 from tests.harness.namespaces_scenario import HOME_NAMESPACE, NamespacesScenario, Outcome
@@ -145,3 +147,25 @@ def test_labelling_a_namespace_lets_its_task_run_without_a_scheduler_restart(res
     assert rerun.pod.namespace == "team-c"
     assert "ran in namespace team-c" in pod_log(rerun)
     assert results.scheduler_pid_after == results.scheduler_pid_before
+
+
+def test_metrics_reach_plain_statsd_with_each_state_and_refusal_reason_in_the_name(results: Results) -> None:
+    """Plain StatsD (the Helm chart's default) drops tags: the name alone must tell states apart."""
+    assert results.scenario.statsd is not None
+    lines = results.scenario.statsd.lines()
+    stem = f"airflow.{PREFIX}"
+    last_gauge = {name: value for name, _, value in (_parse(line) for line in lines) if name.startswith(stem)}
+    assert float(last_gauge[f"{stem}.namespaces.permitted"]) >= 2  # home and team-a at least
+    assert float(last_gauge[f"{stem}.namespaces.forbidden"]) >= 1  # team-b
+    assert {f"{stem}.namespaces.{state.value}" for state in State} <= set(last_gauge)
+    refusals = {
+        name.removeprefix(f"{stem}.refusals.") for name, kind, _ in map(_parse, lines) if ".refusals." in name
+    }
+    assert {"forbidden", "not-selected"} <= refusals
+
+
+def _parse(line: str) -> tuple[str, str, str]:
+    """``name:value|type`` into (name, type, value)."""
+    name, _, rest = line.partition(":")
+    value, _, kind = rest.partition("|")
+    return name, kind.partition("|")[0], value

@@ -29,6 +29,7 @@ from kubernetes import client
 from tests.harness.airflow_stack import REPO_ROOT, AirflowStack, TaskInstance, wait_for
 from tests.harness.controlplane import NAMESPACE_READ_RULES, POD_RULES, Cluster, Identity
 from tests.harness.kubelet import Kubelet, PodRun, PodWatch
+from tests.harness.statsd_listener import StatsdListener
 
 DAG_ID = "namespaces_demo"
 DAGS_FOLDER = REPO_ROOT / "example_dags"
@@ -113,6 +114,7 @@ class NamespacesScenario:
         self.progress = progress
         self.scheduler: Identity | None = None
         self.stack: AirflowStack | None = None
+        self.statsd: StatsdListener | None = None
         self.kubelet: Kubelet | None = None
         self.pod_events: PodEventLog | None = None
         self.run_id = f"demo__{time.strftime('%Y%m%dT%H%M%S')}"
@@ -181,11 +183,14 @@ class NamespacesScenario:
     def start_airflow(self) -> None:
         if self.scheduler is None:
             raise RuntimeError("start_cluster() first")
+        self.statsd = StatsdListener()
+        self._on_exit("StatsD listener", self.statsd.close)
         self.stack = AirflowStack(
             home=self.workdir / "airflow-home",
             dags_folder=DAGS_FOLDER,
             kubeconfig=self.scheduler.kubeconfig_path,
             namespace=HOME_NAMESPACE,
+            config={"metrics": self.statsd.airflow_config()},
         )
         stack = self.stack
         stack.write_home()

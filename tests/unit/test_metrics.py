@@ -37,8 +37,14 @@ class RecordingStats:
         """The last value of every gauge, keyed by name and tags."""
         return {(n, tuple(sorted((t or {}).items()))): v for kind, n, v, t in self.calls if kind == "gauge"}
 
-    def incrs(self, suffix: str) -> list[tuple[Any, dict[str, str] | None]]:
-        return [(c, t) for kind, n, c, t in self.calls if kind == "incr" and n.endswith(suffix)]
+    def incrs(self, metric: str) -> list[tuple[str, Any, dict[str, str] | None]]:
+        """Each increment of ``metric``: the name after it (the tag value, for plain StatsD), count, tags."""
+        stem = f"{metrics.PREFIX}.{metric}"
+        return [
+            (n.removeprefix(stem), c, t)
+            for kind, n, c, t in self.calls
+            if kind == "incr" and (n == stem or n.startswith(f"{stem}."))
+        ]
 
 
 @pytest.fixture
@@ -91,9 +97,9 @@ def test_gauges_describe_the_state_table_watchers_and_pods_left_behind(stats: Re
     metrics.DiscoveryMetrics().emit(_discovery(), _scheduler(left_behind=3))  # type: ignore[arg-type]
 
     gauges = stats.gauges()
-    assert gauges[(f"{metrics.PREFIX}.permitted_namespaces", ())] == 1
-    assert gauges[(NAMESPACES, (("state", "forbidden"),))] == 1
-    assert gauges[(NAMESPACES, (("state", "draining"),))] == 1
+    assert gauges[(f"{NAMESPACES}.permitted", (("state", "permitted"),))] == 1
+    assert gauges[(f"{NAMESPACES}.forbidden", (("state", "forbidden"),))] == 1
+    assert gauges[(f"{NAMESPACES}.draining", (("state", "draining"),))] == 1
     assert gauges[(f"{metrics.PREFIX}.watchers_running", ())] == 2
     assert gauges[(f"{metrics.PREFIX}.pods_left_behind", ())] == 3
     assert gauges[(f"{metrics.PREFIX}.validation_cache_hit_ratio", ())] == 0.75
@@ -102,8 +108,12 @@ def test_gauges_describe_the_state_table_watchers_and_pods_left_behind(stats: Re
 def test_every_state_gets_a_namespaces_gauge_even_when_no_namespace_is_in_it(stats: RecordingStats) -> None:
     metrics.DiscoveryMetrics().emit(_discovery(), _scheduler())  # type: ignore[arg-type]
 
-    per_state = {t["state"]: v for kind, n, v, t in stats.calls if n == NAMESPACES and t}
+    per_state = {t["state"]: v for kind, n, v, t in stats.calls if n.startswith(f"{NAMESPACES}.") and t}
     assert set(per_state) == {state.value for state in State}
+    names = [n for kind, n, v, t in stats.calls if n.startswith(f"{NAMESPACES}.")]
+    assert sorted(names) == sorted(
+        f"{NAMESPACES}.{state.value}" for state in State
+    )  # plain StatsD tells them apart
     assert per_state["absent"] == 0
     assert stats.gauges()[(f"{metrics.PREFIX}.pods_left_behind", ())] == 0
 
@@ -125,16 +135,16 @@ def test_loops_gauge_counts_healthy_and_failing_loops_of_discovery_watchers_and_
     metrics.DiscoveryMetrics().emit(discovery, scheduler)  # type: ignore[arg-type]
 
     gauges = stats.gauges()
-    assert gauges[(LOOPS, (("health", "ok"),))] == 2
-    assert gauges[(LOOPS, (("health", "failing"),))] == 3
+    assert gauges[(f"{LOOPS}.ok", (("health", "ok"),))] == 2
+    assert gauges[(f"{LOOPS}.failing", (("health", "failing"),))] == 3
 
 
 def test_loops_gauge_leaves_out_a_cleanup_loop_that_was_never_started(stats: RecordingStats) -> None:
     metrics.DiscoveryMetrics().emit(_discovery(), _scheduler(cleanup_health=None))  # type: ignore[arg-type]
 
     gauges = stats.gauges()
-    assert gauges[(LOOPS, (("health", "ok"),))] == 4
-    assert gauges[(LOOPS, (("health", "failing"),))] == 0
+    assert gauges[(f"{LOOPS}.ok", (("health", "ok"),))] == 4
+    assert gauges[(f"{LOOPS}.failing", (("health", "failing"),))] == 0
 
 
 def test_failing_loops_are_logged_once_while_they_keep_failing_and_recovery_once(
@@ -171,12 +181,14 @@ def test_counters_are_sent_as_tagged_deltas_and_latencies_once(stats: RecordingS
     discovery.counters.retries += 2
     emitter.emit(discovery, _scheduler())  # type: ignore[arg-type]
 
-    assert stats.incrs(".refusals") == [
-        (2, {"reason": "forbidden"}),
-        (1, {"reason": "forbidden"}),
-        (4, {"reason": "not-selected"}),
+    assert stats.incrs("refusals") == [
+        (".forbidden", 2, {"reason": "forbidden"}),
+        (".forbidden", 1, {"reason": "forbidden"}),
+        (".not-selected", 4, {"reason": "not-selected"}),
     ]
-    assert stats.incrs(".api_requests") == [(3, {"request": "selfsubjectrulesreviews"})]
-    assert stats.incrs(".reconcile_retries") == [(2, None)]
+    assert stats.incrs("api_requests") == [
+        (".selfsubjectrulesreviews", 3, {"request": "selfsubjectrulesreviews"})
+    ]
+    assert stats.incrs("reconcile_retries") == [("", 2, None)]
     assert [v for kind, n, v, t in stats.calls if kind == "timing"] == [0.05]
     assert not discovery.discovery_latencies
