@@ -50,6 +50,7 @@ from kubernetes import config as kube_config
 from kubernetes.client.exceptions import ApiException
 
 from tests.harness import controller_manager, namespace_hold
+from tests.harness.webhook_authorizer import WebhookAuthorizer
 
 BUILD_SCRIPT = Path(__file__).with_name("build-controlplane.sh")
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc"
@@ -713,8 +714,11 @@ class ControlPlane(Cluster):
     does not race the controller that makes the `default` ServiceAccount.
     """
 
-    def __init__(self, binaries: Path) -> None:
+    def __init__(self, binaries: Path, *, webhook: WebhookAuthorizer | None = None) -> None:
+        """With `webhook`, kube-apiserver authorizes by RBAC, then by that webhook."""
         self.binaries = binaries
+        self.webhook = webhook
+        self._webhook_flags: list[str] = []
         self._etcd: subprocess.Popen[bytes] | None = None
         self._apiserver: subprocess.Popen[bytes] | None = None
         self._controller_manager: subprocess.Popen[bytes] | None = None
@@ -752,6 +756,8 @@ class ControlPlane(Cluster):
             self.ca_file = self.tmpdir / "ca.crt"
             self.admin_token = secrets.token_urlsafe(32)
             _write_pki(self.tmpdir)
+            if self.webhook is not None:
+                self._webhook_flags = self.webhook.start(self.tmpdir)
             # Static token file format: token,user,uid,"group1,group2".
             (self.tmpdir / "tokens.csv").write_text(
                 f'{self.admin_token},nsd-admin,nsd-admin,"system:masters"\n'
@@ -775,6 +781,8 @@ class ControlPlane(Cluster):
         if self._etcd is not None:
             _terminate(self._etcd, grace=5.0)
             self._etcd = None
+        if self.webhook is not None:
+            self.webhook.stop()
         _LIVE.discard(self)
         if hasattr(self, "tmpdir"):
             shutil.rmtree(self.tmpdir, ignore_errors=True)
@@ -852,7 +860,8 @@ class ControlPlane(Cluster):
                 f"--secure-port={self._apiserver_port}",
                 f"--tls-cert-file={tmp / 'apiserver.crt'}",
                 f"--tls-private-key-file={tmp / 'apiserver.key'}",
-                "--authorization-mode=RBAC",
+                "--authorization-mode=RBAC,Webhook" if self.webhook else "--authorization-mode=RBAC",
+                *self._webhook_flags,
                 f"--token-auth-file={tmp / 'tokens.csv'}",
                 f"--service-account-key-file={tmp / 'sa.pub'}",
                 f"--service-account-signing-key-file={tmp / 'sa.key'}",
