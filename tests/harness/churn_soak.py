@@ -361,8 +361,7 @@ class ChurnSoak:
             return "task pods still there after 20 s"
         team.binding.end()
         self.cluster.delete_namespace(team.name)
-        time.sleep(1.0)  # terminating for a moment, as with a namespace controller
-        self.cluster.finish_namespace_deletion(team.name)
+        self.cluster.finish_namespace_deletion(team.name)  # the namespace controller's work
         self.cluster.create_namespace(team.name, {SELECTOR_LABEL: "true"})
         team.label.begin()
         self._set_binding(team, True)

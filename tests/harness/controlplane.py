@@ -1,11 +1,12 @@
-"""A real Kubernetes API server for integration tests, without a kubelet or controller-manager.
+"""A real Kubernetes control plane for integration tests, without a kubelet or scheduler.
 
-The provider's behaviour depends on what a real API server does (RBAC decisions, TokenRequest
-tokens, NamespaceLifecycle admission, watch semantics), so the integration tests run against
-kube-apiserver and etcd started as local processes on 127.0.0.1. Where those binaries cannot be
-had but a Docker engine answers, K3s in a container stands in. Because nothing reconciles the
-cluster, the harness plays the missing controllers' parts on demand: it finishes namespace
-deletion and moves pods through their phases, so each test decides exactly when that happens.
+The provider's behaviour depends on what a real cluster does (RBAC decisions, TokenRequest
+tokens, NamespaceLifecycle admission, namespace finalization, watch semantics), so the
+integration tests run against kube-apiserver, etcd and kube-controller-manager started as local
+processes on 127.0.0.1. Where those binaries cannot be had but a Docker engine answers, K3s in a
+container stands in. With no node, the harness plays the kubelet's part on demand: it moves pods
+through their phases, and can hold a namespace in Terminating, so each test decides when that
+happens.
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ from kubernetes import client
 from kubernetes import config as kube_config
 from kubernetes.client.exceptions import ApiException
 
+from tests.harness import controller_manager, namespace_hold
+from tests.harness.webhook_authorizer import WebhookAuthorizer
+
 BUILD_SCRIPT = Path(__file__).with_name("build-controlplane.sh")
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc"
 CONTAINER_NAME = "base"
@@ -55,8 +59,8 @@ CONTAINER_NAME = "base"
 
 ENABLE_HINT = (
     "no Kubernetes control plane for integration tests: install Go >= 1.25 "
-    "(tests/harness/build-controlplane.sh then builds kube-apiserver and etcd once) "
-    "or set KUBEBUILDER_ASSETS to a directory holding kube-apiserver and etcd"
+    "(tests/harness/build-controlplane.sh then builds the control plane once) or set "
+    "KUBEBUILDER_ASSETS to a directory holding kube-apiserver, kube-controller-manager and etcd"
 )
 
 POD_RULES: list[client.V1PolicyRule] = [
@@ -108,7 +112,7 @@ def _is_status(exc: ApiException, *codes: int) -> bool:
 
 
 def find_binaries() -> Path | None:
-    """Return a directory holding kube-apiserver and etcd, building them if need be.
+    """Return a directory holding the control plane's binaries, building them if need be.
 
     KUBEBUILDER_ASSETS wins so developers can reuse binaries from setup-envtest; when it is set
     but incomplete that is a mistake worth an error rather than a silent fallback. Otherwise the
@@ -117,9 +121,11 @@ def find_binaries() -> Path | None:
     assets = os.environ.get("KUBEBUILDER_ASSETS")
     if assets:
         directory = Path(assets)
-        missing = [b for b in ("kube-apiserver", "etcd") if not (directory / b).is_file()]
+        wanted = ("kube-apiserver", "etcd", controller_manager.BINARY)
+        missing = [b for b in wanted if not (directory / b).is_file()]
         if missing:
-            raise FileNotFoundError(f"KUBEBUILDER_ASSETS={assets} lacks {', '.join(missing)}")
+            hint = f": {controller_manager.MISSING_HINT}" if controller_manager.BINARY in missing else ""
+            raise FileNotFoundError(f"KUBEBUILDER_ASSETS={assets} lacks {', '.join(missing)}{hint}")
         return directory
     result = subprocess.run(
         ["bash", str(BUILD_SCRIPT)],
@@ -311,50 +317,18 @@ class Cluster(abc.ABC):
         """A None value removes the label as `kubectl label k-` does (null deletes in any patch type)."""
         return self._core.patch_namespace(name, {"metadata": {"labels": dict(labels)}})
 
-    def delete_namespace(self, name: str) -> None:
-        """Leaves the namespace Terminating: with no namespace controller nobody finalizes it."""
+    def delete_namespace(self, name: str, *, hold: bool = False) -> None:
+        """The namespace controller then finalizes it; with `hold` it stays Terminating, and its
+        pods stay too, until finish_namespace_deletion (see namespace_hold for why)."""
+        if hold:
+            namespace_hold.hold(self._shared_admin(), name)
         self._core.delete_namespace(name)
 
-    def finish_namespace_deletion(self, name: str) -> None:
-        """Do what the namespace controller would, so a test chooses when deletion completes.
-
-        Contents are removed first because objects outlive their namespace in etcd: a namespace
-        recreated under the same name would otherwise inherit old pods and RoleBindings.
-        """
-        core, rbac = self._core, self._rbac
-        try:
-            namespace = core.read_namespace(name)
-        except ApiException as exc:
-            if _is_status(exc, 404):
-                return
-            raise
-        if namespace.metadata.deletion_timestamp is None:
-            raise ValueError(f"namespace {name} is not being deleted; call delete_namespace first")
-        core.delete_collection_namespaced_pod(name, grace_period_seconds=0)
-        for delete in (
-            core.delete_collection_namespaced_config_map,
-            core.delete_collection_namespaced_secret,
-            core.delete_collection_namespaced_service_account,
-            rbac.delete_collection_namespaced_role_binding,
-            rbac.delete_collection_namespaced_role,
-        ):
-            delete(name)
-
-        def finalized() -> bool:
-            try:
-                current = core.read_namespace(name)
-                current.spec.finalizers = [f for f in current.spec.finalizers or [] if f != "kubernetes"]
-                core.replace_namespace_finalize(name, current)
-                core.read_namespace(name)
-            except ApiException as exc:
-                if _is_status(exc, 404):
-                    return True
-                if _is_status(exc, 409):  # a real namespace controller (K3s) got there first
-                    return False
-                raise
-            return False
-
-        _poll(finalized, 30.0, f"namespace {name} to be gone")
+    def finish_namespace_deletion(self, name: str, *, wait: bool = True) -> None:
+        """Release any hold and, with `wait`, return once the namespace controller is done."""
+        namespace_hold.release(self._shared_admin(), name)
+        if wait:
+            namespace_hold.wait_gone(self._core, name)
 
     # Pods -------------------------------------------------------------------------------
 
@@ -737,17 +711,21 @@ def _terminate(process: subprocess.Popen[bytes], grace: float) -> None:
 
 
 class ControlPlane(Cluster):
-    """etcd and kube-apiserver as child processes of the test run, on loopback ports.
+    """etcd, kube-apiserver and kube-controller-manager as child processes of the test run.
 
-    There is no kubelet, scheduler or controller-manager: pods stay Pending, namespaces stay
-    Terminating and no `default` ServiceAccount appears (hence the ServiceAccount admission
-    plugin is off) until a test asks the harness to act.
+    There is no kubelet or scheduler: pods stay Pending until a test asks the harness to act.
+    The ServiceAccount admission plugin stays off, so a pod created right after its namespace
+    does not race the controller that makes the `default` ServiceAccount.
     """
 
-    def __init__(self, binaries: Path) -> None:
+    def __init__(self, binaries: Path, *, webhook: WebhookAuthorizer | None = None) -> None:
+        """With `webhook`, kube-apiserver authorizes by RBAC, then by that webhook."""
         self.binaries = binaries
+        self.webhook = webhook
+        self._webhook_flags: list[str] = []
         self._etcd: subprocess.Popen[bytes] | None = None
         self._apiserver: subprocess.Popen[bytes] | None = None
+        self._controller_manager: subprocess.Popen[bytes] | None = None
 
     @property
     def etcd_url(self) -> str:
@@ -766,6 +744,10 @@ class ControlPlane(Cluster):
             raise RuntimeError("kube-apiserver is not running")
         return self._apiserver.pid
 
+    @property
+    def controller_manager_pid(self) -> int:
+        return self._require(self._controller_manager).pid
+
     def start(self) -> None:
         _install_cleanup_hooks()
         _sweep_orphaned_tmpdirs()
@@ -778,12 +760,15 @@ class ControlPlane(Cluster):
             self.ca_file = self.tmpdir / "ca.crt"
             self.admin_token = secrets.token_urlsafe(32)
             _write_pki(self.tmpdir)
+            if self.webhook is not None:
+                self._webhook_flags = self.webhook.start(self.tmpdir)
             # Static token file format: token,user,uid,"group1,group2".
             (self.tmpdir / "tokens.csv").write_text(
                 f'{self.admin_token},nsd-admin,nsd-admin,"system:masters"\n'
             )
             self._start_etcd()
             self._start_apiserver()
+            self._start_controller_manager()
         except BaseException:
             self.stop()
             raise
@@ -791,12 +776,17 @@ class ControlPlane(Cluster):
     def stop(self) -> None:
         """Idempotent, and safe on a half-started control plane."""
         self._close_admin()
+        if self._controller_manager is not None:
+            _terminate(self._controller_manager, grace=5.0)
+            self._controller_manager = None
         if self._apiserver is not None:
             _terminate(self._apiserver, grace=5.0)
             self._apiserver = None
         if self._etcd is not None:
             _terminate(self._etcd, grace=5.0)
             self._etcd = None
+        if self.webhook is not None:
+            self.webhook.stop()
         _LIVE.discard(self)
         if hasattr(self, "tmpdir"):
             shutil.rmtree(self.tmpdir, ignore_errors=True)
@@ -874,7 +864,8 @@ class ControlPlane(Cluster):
                 f"--secure-port={self._apiserver_port}",
                 f"--tls-cert-file={tmp / 'apiserver.crt'}",
                 f"--tls-private-key-file={tmp / 'apiserver.key'}",
-                "--authorization-mode=RBAC",
+                "--authorization-mode=RBAC,Webhook" if self.webhook else "--authorization-mode=RBAC",
+                *self._webhook_flags,
                 f"--token-auth-file={tmp / 'tokens.csv'}",
                 f"--service-account-key-file={tmp / 'sa.pub'}",
                 f"--service-account-signing-key-file={tmp / 'sa.key'}",
@@ -888,6 +879,13 @@ class ControlPlane(Cluster):
             ],
         )
         self._wait_ready(self._apiserver, "kube-apiserver", self._readyz_probe())
+
+    def _start_controller_manager(self) -> None:
+        kubeconfig = self._write_kubeconfig("kube-controller-manager", self.admin_token)
+        argv = controller_manager.argv(self.binaries, kubeconfig, self.tmpdir)
+        self._controller_manager = self._spawn(controller_manager.BINARY, argv)
+        probe = controller_manager.ready_probe(lambda: self._core)
+        self._wait_ready(self._controller_manager, controller_manager.BINARY, probe)
 
     def _readyz_probe(self) -> Callable[[], bool]:
         opener = urllib.request.build_opener(
@@ -919,7 +917,7 @@ class ControlPlane(Cluster):
     def _fail(self, message: str) -> NoReturn:
         logs = "\n".join(
             f"--- last lines of {name}.log ---\n{_tail(self.tmpdir / f'{name}.log')}"
-            for name in ("etcd", "kube-apiserver")
+            for name in ("etcd", "kube-apiserver", controller_manager.BINARY)
         )
         raise RuntimeError(f"{message}\n{logs}")
 
@@ -947,7 +945,7 @@ class K3sControlPlane(Cluster):
     K3s authenticates its admin by client certificate, so an admin ServiceAccount token is
     minted with it and used from then on, keeping every helper token-based. Nodes are cordoned
     so pods stay Pending as on the process control plane, and a kubelet never overwrites the
-    phases set_pod_phase writes. It has controllers, so namespaces finish deleting by themselves.
+    phases set_pod_phase writes.
     """
 
     def __init__(self) -> None:

@@ -95,7 +95,7 @@ def ns_factory(control_plane: Cluster) -> Iterator[NamespaceFactory]:
         with contextlib.suppress(ApiException, urllib3.exceptions.HTTPError):
             control_plane.delete_namespace(name)
         with contextlib.suppress(ApiException, urllib3.exceptions.HTTPError):
-            control_plane.finish_namespace_deletion(name)
+            control_plane.finish_namespace_deletion(name, wait=False)  # names are never reused
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ from tests.harness.controlplane import (
     NamespaceFactory,
     find_binaries,
 )
+from tests.integration.waiting import wait_until
 
 
 def _pod(name: str) -> client.V1Pod:
@@ -112,15 +113,31 @@ def test_kubeconfig_authenticates_as_the_service_account(
     assert configuration.verify_ssl
 
 
-def test_deleted_namespace_stays_terminating_until_finished(
+def test_deleted_namespace_is_finalized_by_the_namespace_controller_with_its_contents(
     control_plane: Cluster, admin: client.CoreV1Api, ns_factory: NamespaceFactory
 ) -> None:
-    if not isinstance(control_plane, ControlPlane):
-        pytest.skip("K3s runs a namespace controller that finishes deletion by itself")
+    """Objects outlive their namespace in etcd unless the controller removes them: a namespace
+    recreated under the same name must not inherit the old pods or RoleBindings."""
+    namespace = ns_factory()
+    admin.create_namespaced_pod(namespace, _pod("before"))
+    control_plane.grant(control_plane.service_account_client(namespace, _sa_name()), namespace, POD_RULES)
+
+    control_plane.delete_namespace(namespace)
+    control_plane.finish_namespace_deletion(namespace)  # only waits: nothing was held
+
+    control_plane.create_namespace(namespace)
+    assert admin.list_namespaced_pod(namespace).items == []
+    rbac = client.RbacAuthorizationV1Api(admin.api_client)
+    assert rbac.list_namespaced_role_binding(namespace).items == []
+
+
+def test_held_namespace_stays_terminating_with_its_pods_until_released(
+    control_plane: Cluster, admin: client.CoreV1Api, ns_factory: NamespaceFactory
+) -> None:
     namespace = ns_factory()
     admin.create_namespaced_pod(namespace, _pod("before"))
 
-    control_plane.delete_namespace(namespace)
+    control_plane.delete_namespace(namespace, hold=True)
 
     assert admin.read_namespace(namespace).status.phase == "Terminating"
     with pytest.raises(ApiException) as caught:
@@ -128,10 +145,45 @@ def test_deleted_namespace_stays_terminating_until_finished(
     assert caught.value.status == 403
     assert "is being terminated" in caught.value.body
 
+    def pod_marked_deleted() -> bool:
+        return admin.read_namespaced_pod("before", namespace).metadata.deletion_timestamp is not None
+
+    wait_until(pod_marked_deleted, "the namespace controller to delete the held pod")
+    assert admin.read_namespace(namespace).status.phase == "Terminating"
+
     control_plane.finish_namespace_deletion(namespace)
 
     assert _status_of(lambda: admin.read_namespace(namespace)) == 404
     assert admin.list_pod_for_all_namespaces(field_selector=f"metadata.namespace={namespace}").items == []
+
+
+def test_controller_manager_mints_tokens_for_legacy_token_secrets(
+    control_plane: Cluster, admin: client.CoreV1Api, ns_factory: NamespaceFactory
+) -> None:
+    """Older deploy tooling still creates token Secrets; only the token controller fills them."""
+    namespace = ns_factory()
+    account = _sa_name()
+    control_plane.service_account_client(namespace, account)
+    secret = client.V1Secret(
+        metadata=client.V1ObjectMeta(
+            name=f"{account}-token", annotations={"kubernetes.io/service-account.name": account}
+        ),
+        type="kubernetes.io/service-account-token",
+    )
+    admin.create_namespaced_secret(namespace, secret)
+
+    def token() -> str | None:
+        data = admin.read_namespaced_secret(f"{account}-token", namespace).data or {}
+        return data.get("token")
+
+    wait_until(token, "the token controller to fill the Secret")
+    encoded = token()
+    assert encoded is not None
+    with client.ApiClient(control_plane._configuration(base64.b64decode(encoded).decode())) as api_client:
+        review = client.AuthenticationV1Api(api_client).create_self_subject_review(
+            client.V1SelfSubjectReview()
+        )
+    assert review.status.user_info.username == f"system:serviceaccount:{namespace}:{account}"
 
 
 def test_namespace_labels_are_set_and_removed(
@@ -201,6 +253,7 @@ def _private_plane() -> ControlPlane:
 def test_restarts_keep_port_and_data_and_stop_leaves_nothing_behind() -> None:
     with _private_plane() as plane:
         host, first_pids = plane.host, (plane.apiserver_pid, plane.etcd_pid)
+        controller_manager_pid = plane.controller_manager_pid
         plane.create_namespace("survivor")
 
         plane.restart_apiserver(downtime=0.5)
@@ -219,4 +272,5 @@ def test_restarts_keep_port_and_data_and_stop_leaves_nothing_behind() -> None:
     for apiserver_pid, etcd_pid in (first_pids, last_pids):
         assert not _process_alive(apiserver_pid, "kube-apiserver")
         assert not _process_alive(etcd_pid, "etcd")
+    assert not _process_alive(controller_manager_pid, "kube-controller-manager")
     assert not tmpdir.exists()

@@ -140,7 +140,7 @@ def test_deleted_namespace_stops_being_watched(
     discovery = start_discovery()
     assert team in discovery.watched()
 
-    control_plane.delete_namespace(team)
+    control_plane.delete_namespace(team, hold=True)
     wait_until(lambda: _state(discovery, team) is State.TERMINATING, f"{team} terminating")
     assert team not in discovery.watched()
 

@@ -231,7 +231,7 @@ def test_each_refusal_reason_fails_the_task_and_creates_no_pod_anywhere(
         target = ns_factory(labels=labelled)
         control_plane.grant(scheduler, target, POD_RULES)
         if case == "terminating":
-            control_plane.delete_namespace(target)
+            control_plane.delete_namespace(target, hold=True)
     excluded = target if case == "excluded" else "kube-system"
     executor = make_executor(exclude_namespaces=excluded)
 

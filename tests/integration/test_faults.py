@@ -421,7 +421,7 @@ def test_a_task_running_where_access_is_revoked_is_not_tracked_as_running_foreve
     "order",
     [
         pytest.param("pods-first", id="pods-deleted-first"),
-        # A namespace controller empties a namespace in no fixed order: the RoleBinding may go first.
+        # Namespace controllers before OrderedNamespaceDeletion (1.34) may delete the RoleBinding first.
         pytest.param("rolebinding-first", id="rolebinding-deleted-first"),
     ],
 )
@@ -441,7 +441,7 @@ def test_pods_killed_by_namespace_deletion_fail_their_tasks_then_the_watcher_sto
     for key in keys:
         running(control_plane, admin, executor, key)
 
-    control_plane.delete_namespace(team)
+    control_plane.delete_namespace(team, hold=True)  # the pods stay as if their kubelet were slow
     sync_until(
         executor,
         lambda: executor.discovery.status(team).state is State.DRAINING,
@@ -449,10 +449,10 @@ def test_pods_killed_by_namespace_deletion_fail_their_tasks_then_the_watcher_sto
         timeout=SETTLE_TIMEOUT,
     )
     assert team in watched(executor)
-    if order == "rolebinding-first":
+    if order == "rolebinding-first":  # by hand: kube-controller-manager 1.35 deletes pods first
         control_plane.revoke(scheduler, team)
         heartbeats(executor, 3.0)  # a namespace controller takes its time too
-    control_plane.finish_namespace_deletion(team)  # deletes the pods, as the namespace controller does
+    control_plane.finish_namespace_deletion(team)  # the pods go, as their kubelet would let them
 
     # Upstream reports a Running pod that is DELETED with a deletionTimestamp as failed.
     sync_until(
