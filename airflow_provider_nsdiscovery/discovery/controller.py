@@ -60,10 +60,10 @@ WARMUP_SECONDS = 10.0
 """After the namespace watch reconnects (an API server restart, typically), how long a review that
 takes access away is asked again before it is believed: a kube-apiserver that has just started
 answers 403 to everything until its RBAC caches are filled."""
-AUTHORIZER_SETTLE = 1.0
-"""After an RBAC change, a namespace is reviewed at once and again this much later: the API
-server's authorizer learns of the change from a watch like ours, so the first review can still
-see the old rules."""
+AUTHORIZER_SETTLE = (0.05, 0.25, 1.0)
+"""After an RBAC change, a namespace is reviewed at once and again these many seconds later: the
+API server's authorizer learns of the change from a watch like ours, so the first review can still
+see the old rules (measured: about 1 change in 20 on an idle 2-core machine)."""
 NEGATIVE_TTL = 2.0
 """How long a refusal (or a look that found no answer) is reused: a burst of tasks for one bad
 namespace costs one look, and an API server that is down costs the scheduler loop one wait."""
@@ -112,7 +112,7 @@ class NamespaceDiscovery:
         # The last good decision per namespace: it stands while reviews fail for transient reasons.
         self._access: dict[str, AccessDecision] = {}
         self._review_at: dict[str, float] = {}
-        self._settle_review_at: dict[str, float] = {}
+        self._settle_reviews: dict[str, list[float]] = {}
         self._forbidden_since: dict[str, float] = {}
         # Asks for a fresh look, and the newest ask a finished reconcile had seen when it began.
         self._asked: Counter[str] = Counter()
@@ -250,13 +250,13 @@ class NamespaceDiscovery:
 
     def access_changed(self, namespace: str | None, why: str) -> None:
         """An RBAC change that can grant or take pod rights in ``namespace`` (None: anywhere):
-        review what it can affect now, and once more :data:`AUTHORIZER_SETTLE` later."""
-        due = self._clock.now() + AUTHORIZER_SETTLE
+        review what it can affect now, and again :data:`AUTHORIZER_SETTLE` later."""
+        now = self._clock.now()
         with self._lock:
             names = [n for n in ([namespace] if namespace else list(self._access)) if n in self._access]
             for name in names:
                 self._review_at[name] = float("-inf")
-                self._settle_review_at[name] = due
+                self._settle_reviews[name] = [now + delay for delay in AUTHORIZER_SETTLE]
                 self._refusals.pop(name, None)
             if namespace is None:
                 self._cluster_probe_at = float("-inf")
@@ -442,9 +442,10 @@ class NamespaceDiscovery:
         with self._lock:
             self._access[name] = decision
             self._review_at[name] = self._clock.now() + interval * factor
-            settle = self._settle_review_at.pop(name, None)
-            if settle is not None and settle > self._clock.now():
-                self._review_at[name] = min(self._review_at[name], settle)
+            later = [due for due in self._settle_reviews.pop(name, ()) if due > self._clock.now()]
+            if later:
+                self._review_at[name] = min(self._review_at[name], later[0])
+                self._settle_reviews[name] = later
             if decision.allowed:
                 self._forbidden_since.pop(name, None)
             else:

@@ -51,9 +51,12 @@ def test_a_change_the_authorizer_had_not_seen_yet_is_caught_by_the_review_a_mome
     harness.access_watch.changed("team-a", "rolebinding team-a/pods deleted")
     harness.settle()  # the API server's authorizer still had the old binding: allowed
     assert _state(harness, "team-a") is State.PERMITTED
-    harness.cluster.namespaces["team-a"].missing = ALL_MISSING
-    harness.advance(AUTHORIZER_SETTLE)
+    harness.advance(AUTHORIZER_SETTLE[0])
+    harness.cluster.namespaces["team-a"].missing = ALL_MISSING  # the authorizer caught up late
+    reviews = harness.cluster.calls["review"]
+    harness.advance(AUTHORIZER_SETTLE[-1])
     assert _state(harness, "team-a") is State.FORBIDDEN
+    assert harness.cluster.calls["review"] == reviews + 1  # by the next review of the ladder
 
 
 def test_a_cluster_scoped_change_reviews_every_reviewed_namespace_once() -> None:
