@@ -51,7 +51,19 @@ import time
 import urllib.request
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # for annotations only: see above for why Airflow is imported late
+    from collections.abc import Callable
+
+    from airflow.providers.cncf.kubernetes.executors.kubernetes_executor import KubernetesExecutor
+    from airflow.providers.cncf.kubernetes.executors.kubernetes_executor_utils import (
+        AirflowKubernetesScheduler,
+    )
+
+    from airflow_provider_nsdiscovery.discovery.controller import NamespaceDiscovery
+    from airflow_provider_nsdiscovery.executors import DynamicNamespaceKubernetesExecutor
+    from airflow_provider_nsdiscovery.executors.scheduler import DynamicNamespaceKubernetesScheduler
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -122,6 +134,7 @@ class ChildExecutor:
     def __init__(self, spec: dict[str, Any]) -> None:
         os.environ.update(spec["env"])
         self.impl = spec["impl"]
+        cls: type[KubernetesExecutor]
         if self.impl == "ours":
             from airflow_provider_nsdiscovery.executors import (
                 DynamicNamespaceKubernetesExecutor as cls,
@@ -135,6 +148,31 @@ class ChildExecutor:
         self.rec = Recorder()
         self.tasks = 0
 
+    # The commands that read discovery or our scheduler's internals run only with impl "ours".
+
+    def _ours(self) -> DynamicNamespaceKubernetesExecutor:
+        from airflow_provider_nsdiscovery.executors import DynamicNamespaceKubernetesExecutor
+
+        assert isinstance(self.executor, DynamicNamespaceKubernetesExecutor), self.impl
+        return self.executor
+
+    def _discovery(self) -> NamespaceDiscovery:
+        discovery = self._ours().discovery
+        assert discovery is not None, "the executor has not started"
+        return discovery
+
+    def _scheduler(self) -> AirflowKubernetesScheduler:
+        scheduler = self.executor.kube_scheduler
+        assert scheduler is not None, "the executor has not started"
+        return scheduler
+
+    def _our_scheduler(self) -> DynamicNamespaceKubernetesScheduler:
+        from airflow_provider_nsdiscovery.executors.scheduler import DynamicNamespaceKubernetesScheduler
+
+        scheduler = self._scheduler()
+        assert isinstance(scheduler, DynamicNamespaceKubernetesScheduler), type(scheduler)
+        return scheduler
+
     # -- commands ------------------------------------------------------------------------------
 
     def op_start(self, expect: list[str], timeout: float = 180.0) -> dict[str, Any]:
@@ -144,16 +182,17 @@ class ChildExecutor:
 
             discovery_start = NamespaceDiscovery.start
 
-            def timed_start(discovery: Any) -> None:
+            # The replaced method's own signature, names included (mypy compares them).
+            def timed_start(self: NamespaceDiscovery, *, threads: bool = True) -> None:
                 started = time.monotonic()
-                discovery_start(discovery)
+                discovery_start(self, threads=threads)
                 phases["discovery_s"] = time.monotonic() - started
 
             NamespaceDiscovery.start = timed_start  # type: ignore[method-assign]
         wall0, t0 = time.time(), time.monotonic()
         self.executor.start()
         t1 = time.monotonic()
-        watchers = self.executor.kube_scheduler.kube_watchers
+        watchers = self._scheduler().kube_watchers
         wanted = set(expect)
         deadline = t1 + timeout
         while True:
@@ -181,7 +220,7 @@ class ChildExecutor:
         timestamp means "done and visible", never "about to happen".
         """
         rec = self.rec
-        scheduler = self.executor.kube_scheduler
+        scheduler = self._our_scheduler()
         watcher_set = scheduler._watchers
         reconcile = watcher_set.reconcile
 
@@ -198,9 +237,9 @@ class ChildExecutor:
                     threading.Thread(target=self._await_exit, args=(ns, watcher), daemon=True).start()
             return result
 
-        watcher_set.reconcile = timed_reconcile
+        watcher_set.reconcile = timed_reconcile  # type: ignore[method-assign]
 
-        table = self.executor.discovery.table
+        table = self._discovery().table
         put = table.put
 
         def timed_put(status: Any) -> Any:
@@ -209,7 +248,7 @@ class ChildExecutor:
                 rec.add(status.name, f"state:{status.state.value}", time.monotonic())
             return previous
 
-        table.put = timed_put
+        table.put = timed_put  # type: ignore[method-assign]
 
         run_pod_async = scheduler.run_pod_async
 
@@ -218,7 +257,7 @@ class ChildExecutor:
             rec.add(pod.metadata.namespace, "pod-created", time.monotonic())
             return response
 
-        scheduler.run_pod_async = timed_run_pod_async
+        scheduler.run_pod_async = timed_run_pod_async  # type: ignore[method-assign]
 
     def _await_exit(self, namespace: str, watcher: Any) -> None:
         watcher.join(10)
@@ -244,7 +283,7 @@ class ChildExecutor:
         from kubernetes.client import models as k8s
 
         t_recv = time.monotonic()
-        counters = self.executor.discovery.counters
+        counters = self._discovery().counters
         misses = counters.validation_misses
         key = self._key()
         config = {"pod_override": k8s.V1Pod(metadata=k8s.V1ObjectMeta(namespace=ns))}
@@ -283,8 +322,8 @@ class ChildExecutor:
 
         from airflow_provider_nsdiscovery.validation import check_pod_namespace
 
-        discovery = self.executor.discovery
-        scheduler = self.executor.kube_scheduler
+        discovery = self._discovery()
+        scheduler = self._scheduler()
         out: dict[str, Any] = {}
 
         def per_call_us(stmt: str, env: dict[str, Any], number: int) -> dict[str, float]:
@@ -326,7 +365,7 @@ class ChildExecutor:
         return out
 
     def _miss_costs(self, forced_miss: list[str], unselected: str, miss_iterations: int) -> dict[str, Any]:
-        discovery = self.executor.discovery
+        discovery = self._discovery()
         out: dict[str, Any] = {}
         # Requests made while the checks run. The looks run on the controller's workers, so the
         # background re-checks of other namespaces in the same window are counted too.
@@ -360,7 +399,7 @@ class ChildExecutor:
         return out
 
     def op_status(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"watchers": len(self.executor.kube_scheduler.kube_watchers)}
+        out: dict[str, Any] = {"watchers": len(self._scheduler().kube_watchers)}
         discovery = getattr(self.executor, "discovery", None)
         if discovery is not None:
             out["counters"] = {f"api: {k}": v for k, v in discovery.counters.requests.items()}
@@ -368,7 +407,7 @@ class ChildExecutor:
         return out
 
     def op_state_of(self, ns: str) -> dict[str, Any]:
-        status = self.executor.discovery.status(ns)
+        status = self._discovery().status(ns)
         return {"state": status.state.value if status else None}
 
     def op_stop(self) -> dict[str, Any]:
@@ -1266,7 +1305,7 @@ def _stats(values: list[float]) -> dict[str, float]:
 def forbidden_bound_ms(lat: dict[str, Any], jitter: float = 0.1) -> float:
     """Worst case: a re-check falls just before the revocation, the next one is a full jittered
     interval later, seen on the engine's 0.25 s tick, plus one review round trip (~10 ms here)."""
-    return (lat.get("recheck_interval", 2.0) * (1 + jitter) + 0.25) * 1000 + 10
+    return (float(lat.get("recheck_interval", 2.0)) * (1 + jitter) + 0.25) * 1000 + 10
 
 
 def latency_rows(
@@ -1407,19 +1446,24 @@ def scale_table(
             if not measured_up:
                 continue
             n = r["n"]
+            getters: tuple[tuple[str, Callable[[dict[str, Any]], Any]], ...] = (
+                ("start_returned_s", lambda m: m["start_returned_s"]),
+                ("all_open_s", lambda m: m["all_open_s"]),
+                ("processes", lambda m: m["tree"]["processes"]),
+                ("threads", lambda m: m["tree"]["threads"]),
+                ("rss", lambda m: m["tree"]["rss"]),
+                ("pss", lambda m: m["tree"]["pss"]),
+                ("cpu_s", lambda m: m.get("cpu_s")),
+            )
             fit = {
                 key: _fit(points, n) if points else None
-                for key, get in (
-                    ("start_returned_s", lambda m: m["start_returned_s"]),
-                    ("all_open_s", lambda m: m["all_open_s"]),
-                    ("processes", lambda m: m["tree"]["processes"]),
-                    ("threads", lambda m: m["tree"]["threads"]),
-                    ("rss", lambda m: m["tree"]["rss"]),
-                    ("pss", lambda m: m["tree"]["pss"]),
-                    ("cpu_s", lambda m: m.get("cpu_s")),
-                )
+                for key, get in getters
                 for points in [[(m["n"], get(m)) for m in measured_up if get(m) is not None]]
             }
+            # Every measured run has its process tree: these two always have points.
+            processes, threads = fit["processes"], fit["threads"]
+            assert processes is not None
+            assert threads is not None
             by_n[n]["upstream"] = {
                 "n": n,
                 "impl": "upstream",
@@ -1431,8 +1475,8 @@ def scale_table(
                 "requests_total": 0,
                 "open_watches": n + 1,
                 "tree": {
-                    "processes": round(fit["processes"]),
-                    "threads": round(fit["threads"]),
+                    "processes": round(processes),
+                    "threads": round(threads),
                     "rss": fit["rss"],
                     "pss": fit["pss"],
                 },
@@ -2182,7 +2226,7 @@ def findings(results: dict[str, Any], by_n: dict[int, dict[str, dict[str, Any]]]
         if o.get("discovery_s") is not None and o.get("all_open_s") is not None:
             margin = GOAL_DISCOVERY_1000_S - o["all_open_s"]
             watchers = o["start_returned_s"] - o["discovery_s"]
-            cpu = o.get("cpu_s")
+            cpu_s = o.get("cpu_s")
             out.append(
                 f"**Start-up at N=1000 is CPU-bound in one process** (all watches open after "
                 f"{o['all_open_s']:.2f} s: "
@@ -2194,9 +2238,9 @@ def findings(results: dict[str, Any], by_n: dict[int, dict[str, dict[str, Any]]]
                 "thread to get the GIL while the threads started before it are busy opening TLS connections "
                 "and watches"
                 + (
-                    f"; the executor's process tree used {cpu:.1f} CPU-s over those "
+                    f"; the executor's process tree used {cpu_s:.1f} CPU-s over those "
                     f"{o['all_open_s']:.1f} s, about one core, the most one Python process gets."
-                    if cpu
+                    if cpu_s
                     else "."
                 )
                 + " Both are per-namespace costs upstream pays too (in a process each, on all cores, but "

@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
-import yaml  # type: ignore[import-untyped]  # (PyYAML ships no type stubs)
+import yaml
 
 from airflow_provider_nsdiscovery.config import SECTION, DiscoverySettings
 from airflow_provider_nsdiscovery.discovery.permissions import REQUIRED_PERMISSIONS, Permission

@@ -88,7 +88,7 @@ def test_python_floor_is_the_highest_one_among_the_dependencies(installed: Insta
         if "extra ==" not in line
     ]
     theirs = {
-        dep.name: SpecifierSet(metadata.metadata(dep.name).get("Requires-Python") or "")
+        dep.name: SpecifierSet((metadata.metadata(dep.name).get_all("Requires-Python") or [""])[0])
         for dep in dependencies
     }
 

@@ -11,7 +11,10 @@ from airflow.models.taskinstancekey import TaskInstanceKey
 from kubernetes import client
 from kubernetes.client import models as k8s
 
+from airflow_provider_nsdiscovery.discovery.controller import NamespaceDiscovery
+from airflow_provider_nsdiscovery.discovery.status import NamespaceStatus
 from airflow_provider_nsdiscovery.executors import DynamicNamespaceKubernetesExecutor
+from airflow_provider_nsdiscovery.executors.scheduler import DynamicNamespaceKubernetesScheduler
 from tests.integration.waiting import wait_until
 
 TEMPLATE = Path(__file__).with_name("pod_template.yaml")
@@ -60,3 +63,22 @@ def sync_until(
 def watched(executor: Executor) -> set[str]:
     assert executor.kube_scheduler is not None
     return set(executor.kube_scheduler.kube_watchers)
+
+
+def discovery_of(executor: Executor) -> NamespaceDiscovery:
+    """The executor's namespace discovery, there once the executor has started."""
+    assert executor.discovery is not None, "the executor has not started"
+    return executor.discovery
+
+
+def status_of(executor: Executor, namespace: str) -> NamespaceStatus:
+    """What discovery has decided about ``namespace``: a test asks only about namespaces it knows."""
+    status = discovery_of(executor).status(namespace)
+    assert status is not None, f"discovery has no status for {namespace}"
+    return status
+
+
+def scheduler_of(executor: Executor) -> DynamicNamespaceKubernetesScheduler:
+    """The executor's scheduler, ours once the executor has started."""
+    assert isinstance(executor.kube_scheduler, DynamicNamespaceKubernetesScheduler), "not started"
+    return executor.kube_scheduler

@@ -13,7 +13,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import urllib3
 from airflow.models.taskinstancekey import TaskInstanceKey
@@ -24,6 +24,9 @@ from kubernetes.client import models as k8s
 from tests.harness.controlplane import POD_RULES, Cluster, Identity
 from tests.integration.executor_helpers import Executor, pod_of, sync_until, watched
 from tests.integration.waiting import wait_until
+
+if TYPE_CHECKING:
+    from airflow.models.taskinstance import TaskInstance
 
 RECOVERY_TIMEOUT = 60.0
 """After a crash: the component restarts (seconds), then loops back off (up to 30 s) and retry."""
@@ -68,10 +71,11 @@ def running(control_plane: Cluster, admin: client.CoreV1Api, executor: Executor,
     return str(pod.metadata.name)
 
 
-def orphan(key: TaskInstanceKey, job_id: int, namespace: str | None) -> SimpleNamespace:
-    """What the scheduler hands a new executor to adopt: a TaskInstance queued by a dead job."""
+def orphan(key: TaskInstanceKey, job_id: int | str | None, namespace: str | None) -> TaskInstance:
+    """What the scheduler hands a new executor to adopt: a TaskInstance queued by a dead job
+    (``job_id``, the dead executor's), as far as adoption reads one."""
     override = k8s.V1Pod(metadata=k8s.V1ObjectMeta(namespace=namespace)) if namespace else None
-    return SimpleNamespace(
+    stand_in = SimpleNamespace(
         key=key,
         queued_by_job_id=job_id,
         dag_id=key.dag_id,
@@ -81,6 +85,7 @@ def orphan(key: TaskInstanceKey, job_id: int, namespace: str | None) -> SimpleNa
         map_index=key.map_index,
         executor_config={"pod_override": override} if override else {},
     )
+    return cast("TaskInstance", stand_in)
 
 
 def heartbeats(executor: Executor, seconds: float) -> None:

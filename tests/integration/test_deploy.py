@@ -76,11 +76,12 @@ def applied(control_plane: Cluster) -> Iterator[tuple[Identity, str]]:
             utils.create_from_dict(admin, manifest)
         yield scheduler, team
     finally:
-        for delete in (
+        deletes: tuple[Callable[[], object], ...] = (
             lambda: rbac.delete_cluster_role_binding("airflow-namespace-discovery"),
             lambda: rbac.delete_cluster_role("airflow-namespace-discovery"),
             lambda: core.delete_namespaced_service_account(SCHEDULER_ACCOUNT, SCHEDULER_NAMESPACE),
-        ):
+        )
+        for delete in deletes:
             with contextlib.suppress(ApiException):
                 delete()
         for namespace in [team] if had_home else [team, SCHEDULER_NAMESPACE]:

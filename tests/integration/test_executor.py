@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import SimpleNamespace
+from typing import TYPE_CHECKING, cast
 
 import pytest
 from airflow.utils.state import TaskInstanceState
@@ -22,17 +23,24 @@ from tests.harness.controlplane import (
     POD_WATCH_EVERYWHERE_RULES,
     Cluster,
     Identity,
+    PodPhase,
 )
 from tests.integration.executor_helpers import (
     Executor,
+    discovery_of,
     launch,
     pod_of,
+    scheduler_of,
+    status_of,
     sync_until,
     watched,
     worker_pods,
 )
 from tests.integration.faults import without_verbs
 from tests.integration.waiting import wait_until
+
+if TYPE_CHECKING:
+    from airflow.models.taskinstance import TaskInstance
 
 
 def test_executor_watches_home_and_permitted_namespaces_and_launches_there(
@@ -51,7 +59,7 @@ def test_executor_watches_home_and_permitted_namespaces_and_launches_there(
     executor = make_executor()
 
     assert watched(executor) == {scheduler.namespace, team}
-    assert all(w.is_alive() for w in executor.kube_scheduler.kube_watchers.values())
+    assert all(w.is_alive() for w in scheduler_of(executor).kube_watchers.values())
     home_task, team_task = launch(executor), launch(executor, team)
     assert pod_of(admin, executor, home_task).metadata.namespace == scheduler.namespace
     assert pod_of(admin, executor, team_task).metadata.namespace == team
@@ -117,7 +125,7 @@ def test_label_removed_drains_then_stops_the_watcher(
 
     control_plane.label_namespace(team, {selector_label: None})
 
-    wait_until(lambda: executor.discovery.status(team).state is State.DRAINING, f"{team} draining")
+    wait_until(lambda: status_of(executor, team).state is State.DRAINING, f"{team} draining")
     assert team in watched(executor)
     refused = launch(executor, team)
     assert executor.event_buffer[refused][0] == TaskInstanceState.FAILED
@@ -128,7 +136,7 @@ def test_label_removed_drains_then_stops_the_watcher(
     sync_until(executor, lambda: running not in executor.running, "the running task to be reported")
     assert executor.event_buffer[running][0] == TaskInstanceState.FAILED
     wait_until(lambda: team not in watched(executor), f"watcher for {team} stopped after draining")
-    assert executor.discovery.status(team).state is State.NOT_SELECTED
+    assert status_of(executor, team).state is State.NOT_SELECTED
 
 
 def test_deleted_namespace_has_its_watcher_stopped(
@@ -163,9 +171,7 @@ def test_rolebinding_removed_is_forbidden_within_the_recheck_interval(
 
     control_plane.revoke(scheduler, team)
 
-    wait_until(
-        lambda: executor.discovery.status(team).state is State.FORBIDDEN, f"{team} forbidden", timeout=5
-    )
+    wait_until(lambda: status_of(executor, team).state is State.FORBIDDEN, f"{team} forbidden", timeout=5)
     wait_until(lambda: team not in watched(executor), f"watcher for {team} stopped")
 
 
@@ -183,7 +189,7 @@ def test_a_403_on_pod_create_invalidates_access_at_once_and_fails_the_task_with_
     assert executor.discovery is not None
     # Take away only "create": the watcher keeps working, so the create call is what sees the 403.
     control_plane.grant(scheduler, team, without_verbs(POD_RULES, "create"))
-    assert executor.discovery.status(team).state is State.PERMITTED  # stale for an hour
+    assert status_of(executor, team).state is State.PERMITTED  # stale for an hour
 
     key = launch(executor, team)
 
@@ -192,7 +198,7 @@ def test_a_403_on_pod_create_invalidates_access_at_once_and_fails_the_task_with_
         f"scheduler identity {scheduler.username} lacks: create pods in {team}"
         in executor.event_buffer[key][1]
     )
-    assert executor.discovery.status(team).state is State.FORBIDDEN
+    assert status_of(executor, team).state is State.FORBIDDEN
     assert worker_pods(admin, executor) == []
 
 
@@ -243,12 +249,13 @@ def test_each_refusal_reason_fails_the_task_and_creates_no_pod_anywhere(
     assert "(" in message  # every refusal says how to fix it
     assert key not in executor.running
     assert worker_pods(admin, executor) == []
+    assert executor.task_queue is not None
     assert executor.task_queue.empty()  # failed at once, not queued for a publish retry
 
 
 @pytest.mark.parametrize(("phase", "exit_code"), [("Succeeded", 0), ("Failed", 1)])
 def test_pod_phase_in_a_discovered_namespace_is_reported_for_the_task(
-    phase: str,
+    phase: PodPhase,
     exit_code: int,
     control_plane: Cluster,
     ns_factory: Callable[..., str],
@@ -293,12 +300,15 @@ def test_a_restarted_scheduler_adopts_pods_in_discovered_namespaces(
     first.end()
 
     second = make_executor()
-    orphan = SimpleNamespace(
-        key=key,
-        queued_by_job_id=first.job_id,
-        dag_id=key.dag_id,
-        task_id=key.task_id,
-        executor_config={"pod_override": k8s.V1Pod(metadata=k8s.V1ObjectMeta(namespace=team))},
+    orphan = cast(
+        "TaskInstance",  # what adoption reads of one
+        SimpleNamespace(
+            key=key,
+            queued_by_job_id=first.job_id,
+            dag_id=key.dag_id,
+            task_id=key.task_id,
+            executor_config={"pod_override": k8s.V1Pod(metadata=k8s.V1ObjectMeta(namespace=team))},
+        ),
     )
     not_adopted = second.try_adopt_task_instances([orphan])
 
@@ -329,7 +339,7 @@ def test_an_identity_that_may_watch_pods_everywhere_uses_one_cluster_wide_watch(
 
     executor = make_executor(identity)
 
-    assert executor.discovery.plan.cluster_wide
+    assert discovery_of(executor).plan.cluster_wide
     assert watched(executor) == {"ALL_NAMESPACES"}
     assert executor.discovery is not None
     assert executor.discovery.watched() == {home, team}

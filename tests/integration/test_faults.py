@@ -36,7 +36,17 @@ from kubernetes.client.exceptions import ApiException
 
 from airflow_provider_nsdiscovery.discovery.status import State
 from tests.harness.controlplane import NAMESPACE_READ_RULES, POD_RULES, Cluster, ControlPlane, Identity
-from tests.integration.executor_helpers import TEMPLATE, Executor, launch, pod_of, sync_until, watched
+from tests.integration.executor_helpers import (
+    TEMPLATE,
+    Executor,
+    discovery_of,
+    launch,
+    pod_of,
+    scheduler_of,
+    status_of,
+    sync_until,
+    watched,
+)
 from tests.integration.faults import (
     CRASHES,
     DOWNTIME,
@@ -73,8 +83,7 @@ def _count_pod_watch_requests(executor: Executor, monkeypatch: pytest.MonkeyPatc
     The watchers share one ApiClient (the scheduler's watch client), so wrapping its call_api sees
     every list/watch they send, including the failed ones.
     """
-    assert executor.kube_scheduler is not None
-    api_client = executor.kube_scheduler._watch_api.api_client
+    api_client = scheduler_of(executor)._watch_api.api_client
     counts: Counter[str] = Counter()
     lock = threading.Lock()
     original = api_client.call_api
@@ -141,7 +150,7 @@ def _revoke_namespace_reads(cluster: Cluster, scheduler: Identity) -> None:
         try:
             as_scheduler.list_namespace(limit=1)
         except ApiException as err:
-            return err.status == 403
+            return bool(err.status == 403)
         return False
 
     wait_until(refused, "the scheduler to be refused listing namespaces")
@@ -206,7 +215,7 @@ def test_after_a_control_plane_crash_watches_resume_and_no_pod_outcome_is_lost(
     assert _states(executor) == {**before, late: State.PERMITTED}
     assert executor.discovery is not None
     assert executor.discovery.mode == "label-selector"
-    assert all(w.is_alive() for w in executor.kube_scheduler.kube_watchers.values())
+    assert all(w.is_alive() for w in scheduler_of(executor).kube_watchers.values())
     after_crash = launch(executor, late)
     assert pod_of(admin, executor, after_crash).metadata.namespace == late
     assert survives in executor.running  # a crash fails no task whose pod still runs
@@ -242,7 +251,7 @@ def test_an_expired_namespace_watch_relists_and_keeps_following_labels(
     outage.label_namespace(leaving, {selector_label: None})
 
     wait_until(
-        lambda: executor.discovery.counters.requests["list namespaces"] > lists,
+        lambda: discovery_of(executor).counters.requests["list namespaces"] > lists,
         "discovery to list namespaces again after 410 Gone",
         timeout=RECOVERY_TIMEOUT,
     )
@@ -311,7 +320,7 @@ def test_an_unavailable_api_is_retried_with_backoff_not_in_a_busy_loop(
     assert executor.discovery is not None
     assert executor.discovery.mode == "label-selector"
     assert watched(executor) == {scheduler.namespace, team, late}
-    assert all(w.is_alive() for w in executor.kube_scheduler.kube_watchers.values())
+    assert all(w.is_alive() for w in scheduler_of(executor).kube_watchers.values())
 
 
 def test_a_namespace_is_used_again_after_a_moment_when_every_request_is_forbidden(
@@ -340,7 +349,7 @@ def test_a_namespace_is_used_again_after_a_moment_when_every_request_is_forbidde
     assert f"namespace '{team}' is forbidden" in str(reason), reason  # not "not selected": it is labelled
     sync_until(
         executor,
-        lambda: executor.discovery.status(team).state is State.PERMITTED and team in watched(executor),
+        lambda: status_of(executor, team).state is State.PERMITTED and team in watched(executor),
         f"{team} permitted and watched again within the re-check interval",
         timeout=SETTLE_TIMEOUT,
     )
@@ -384,12 +393,12 @@ def test_a_task_running_where_access_is_revoked_is_not_tracked_as_running_foreve
         control_plane.revoke(scheduler, team)
     sync_until(
         executor,
-        lambda: executor.discovery.status(team).state is not State.PERMITTED,
+        lambda: status_of(executor, team).state is not State.PERMITTED,
         f"the re-check to notice that {team} lost access",
         timeout=SETTLE_TIMEOUT,
     )
     if revoked == "create":  # it may still watch: it drains, and the task keeps its watcher
-        assert executor.discovery.status(team).state is State.DRAINING
+        assert status_of(executor, team).state is State.DRAINING
         assert team in watched(executor)
     control_plane.set_pod_phase(team, pod, "Failed", exit_code=1)
 
@@ -410,7 +419,7 @@ def test_a_task_running_where_access_is_revoked_is_not_tracked_as_running_foreve
         f"the watcher of {team} to stop",
         timeout=SETTLE_TIMEOUT,
     )
-    assert executor.discovery.status(team).state is State.FORBIDDEN
+    assert status_of(executor, team).state is State.FORBIDDEN
 
 
 # --------------------------------------------------------------------------------------------
@@ -444,7 +453,7 @@ def test_pods_killed_by_namespace_deletion_fail_their_tasks_then_the_watcher_sto
     control_plane.delete_namespace(team, hold=True)  # the pods stay as if their kubelet were slow
     sync_until(
         executor,
-        lambda: executor.discovery.status(team).state is State.DRAINING,
+        lambda: status_of(executor, team).state is State.DRAINING,
         f"{team} draining while its pods run",
         timeout=SETTLE_TIMEOUT,
     )
@@ -470,7 +479,7 @@ def test_pods_killed_by_namespace_deletion_fail_their_tasks_then_the_watcher_sto
         f"the watcher of deleted {team} to stop",
         timeout=SETTLE_TIMEOUT,
     )
-    assert executor.discovery.status(team).state is State.ABSENT
+    assert status_of(executor, team).state is State.ABSENT
 
 
 # --------------------------------------------------------------------------------------------

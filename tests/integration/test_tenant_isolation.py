@@ -12,7 +12,16 @@ from kubernetes import client
 from airflow_provider_nsdiscovery.discovery.status import State
 from airflow_provider_nsdiscovery.discovery.tenancy import ALLOWED_DAGS
 from tests.harness.controlplane import POD_RULES, Cluster
-from tests.integration.executor_helpers import Executor, launch, pod_of, sync_until, watched, worker_pods
+from tests.integration.executor_helpers import (
+    Executor,
+    discovery_of,
+    launch,
+    pod_of,
+    status_of,
+    sync_until,
+    watched,
+    worker_pods,
+)
 from tests.integration.faults import (
     SETTLE_TIMEOUT,
     assert_loops_healthy,
@@ -54,7 +63,9 @@ def test_a_pod_forged_in_another_tenant_s_namespace_neither_finishes_nor_fails_t
 
     forged = _forge(admin, pod_of(admin, executor, key), attacker)
     control_plane.set_pod_phase(attacker, forged, "Succeeded")
-    sync_until(executor, lambda: executor.discovery.counters.foreign_pods > 0, "the forged pod to be seen")
+    sync_until(
+        executor, lambda: discovery_of(executor).counters.foreign_pods > 0, "the forged pod to be seen"
+    )
     heartbeats(executor, 1)
 
     assert key in executor.running  # neither finished nor failed by the forgery
@@ -125,11 +136,9 @@ def test_a_tenant_removing_its_label_drains_only_its_own_namespace(
     pods = {name: running(control_plane, admin, executor, key) for name, key in keys.items()}
 
     control_plane.label_namespace(leaving, {selector_label: None})
-    sync_until(
-        executor, lambda: executor.discovery.status(leaving).state is State.DRAINING, f"{leaving} to drain"
-    )
+    sync_until(executor, lambda: status_of(executor, leaving).state is State.DRAINING, f"{leaving} to drain")
 
-    assert executor.discovery.status(staying).state is State.PERMITTED
+    assert status_of(executor, staying).state is State.PERMITTED
     assert launch(executor, staying) in executor.running  # the other tenant still launches
     for name, pod in pods.items():
         control_plane.set_pod_phase(name, pod, "Succeeded")

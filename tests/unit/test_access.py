@@ -26,6 +26,9 @@ from airflow_provider_nsdiscovery.discovery.permissions import (
 from airflow_provider_nsdiscovery.discovery.source import REQUEST_TIMEOUT
 
 SA = "system:serviceaccount:airflow:scheduler"
+# The kubernetes.client module as access sees it, named as a path: mypy does not let a test reach a
+# module's imports as attributes (access.client) since access does not re-export them.
+ACCESS_CLIENT = f"{access.__name__}.client"
 POD_LOG = Permission("get", "pods", "log")
 ALL_VERBS = ["create", "get", "list", "watch", "patch", "delete"]
 
@@ -73,11 +76,11 @@ def rule(
 )
 def test_rule_grants_follows_rbac_wildcards(
     granting: client.V1ResourceRule, permission: Permission, expected: bool
-):
+) -> None:
     assert rule_grants(granting, permission) is expected
 
 
-def test_required_permissions_are_every_pod_verb_and_pod_logs():
+def test_required_permissions_are_every_pod_verb_and_pod_logs() -> None:
     assert [str(p) for p in REQUIRED_PERMISSIONS] == [
         "create pods",
         "get pods",
@@ -140,15 +143,15 @@ class FakeAuthorizationApi:
 @pytest.fixture
 def api(monkeypatch: pytest.MonkeyPatch) -> FakeAuthorizationApi:
     fake = FakeAuthorizationApi()
-    monkeypatch.setattr(access.client, "AuthorizationV1Api", lambda api_client: fake)
+    monkeypatch.setattr(f"{ACCESS_CLIENT}.AuthorizationV1Api", lambda api_client: fake)
     return fake
 
 
 def reviewer(**kwargs: Any) -> AccessReviewer:
-    return AccessReviewer(object(), SA, **kwargs)  # type: ignore[arg-type]
+    return AccessReviewer(object(), SA, **kwargs)
 
 
-def test_complete_rules_granting_everything_leave_nothing_missing(api: FakeAuthorizationApi):
+def test_complete_rules_granting_everything_leave_nothing_missing(api: FakeAuthorizationApi) -> None:
     api.rules = [rule(["*"], ["pods", "pods/log"])]
     requests: list[str] = []
     decision = reviewer(on_request=requests.append).review("team-b")
@@ -159,7 +162,7 @@ def test_complete_rules_granting_everything_leave_nothing_missing(api: FakeAutho
     assert requests == ["selfsubjectrulesreviews"]
 
 
-def test_complete_rules_report_missing_permissions_in_required_order(api: FakeAuthorizationApi):
+def test_complete_rules_report_missing_permissions_in_required_order(api: FakeAuthorizationApi) -> None:
     api.rules = [rule(["patch", "create"], ["pods"]), rule(["get"], ["pods"])]
     decision = reviewer().review("team-b")
     assert decision.missing == ("list pods", "watch pods", "delete pods", "get pods/log")
@@ -167,12 +170,12 @@ def test_complete_rules_report_missing_permissions_in_required_order(api: FakeAu
     assert api.access_reviews == []
 
 
-def test_rules_from_another_api_group_do_not_count(api: FakeAuthorizationApi):
+def test_rules_from_another_api_group_do_not_count(api: FakeAuthorizationApi) -> None:
     api.rules = [rule(ALL_VERBS, ["pods", "pods/log"], api_groups=["apps"])]
     assert reviewer().review("team-b").missing == tuple(str(p) for p in REQUIRED_PERMISSIONS)
 
 
-def test_incomplete_rules_ask_access_reviews_only_for_the_missing_verbs(api: FakeAuthorizationApi):
+def test_incomplete_rules_ask_access_reviews_only_for_the_missing_verbs(api: FakeAuthorizationApi) -> None:
     api.rules = [rule(["create", "get", "list", "patch"], ["pods"])]
     api.incomplete = True
     api.allowed = {"watch pods", "get pods/log"}
@@ -187,19 +190,21 @@ def test_incomplete_rules_ask_access_reviews_only_for_the_missing_verbs(api: Fak
     assert requests == ["selfsubjectrulesreviews"] + ["selfsubjectaccessreviews"] * 3
 
 
-def test_incomplete_rules_that_already_grant_everything_ask_no_access_review(api: FakeAuthorizationApi):
+def test_incomplete_rules_that_already_grant_everything_ask_no_access_review(
+    api: FakeAuthorizationApi,
+) -> None:
     api.rules = [rule(["*"], ["*"])]
     api.incomplete = True
     assert reviewer().review("team-b").allowed
     assert api.access_reviews == []
 
 
-def test_required_permissions_can_be_narrowed_to_what_is_reviewed(api: FakeAuthorizationApi):
+def test_required_permissions_can_be_narrowed_to_what_is_reviewed(api: FakeAuthorizationApi) -> None:
     api.rules = [rule(["list"], ["pods"])]
     assert reviewer(required=WATCH_PERMISSIONS).review("team-b").missing == ("watch pods",)
 
 
-def test_every_review_asks_the_api_server_again_because_nothing_is_cached(api: FakeAuthorizationApi):
+def test_every_review_asks_the_api_server_again_because_nothing_is_cached(api: FakeAuthorizationApi) -> None:
     api.rules = [rule(["*"], ["*"])]
     subject = reviewer()
     assert subject.review("team-b").allowed
@@ -209,14 +214,14 @@ def test_every_review_asks_the_api_server_again_because_nothing_is_cached(api: F
     assert api.rules_reviews == ["team-b", "team-b", "team-a"]
 
 
-def test_decisions_name_the_identity_set_on_the_reviewer_at_review_time(api: FakeAuthorizationApi):
-    subject = AccessReviewer(object())  # type: ignore[arg-type]
+def test_decisions_name_the_identity_set_on_the_reviewer_at_review_time(api: FakeAuthorizationApi) -> None:
+    subject = AccessReviewer(object())
     assert subject.review("team-b").identity == UNKNOWN_IDENTITY == "the scheduler"
     subject.identity = SA
     assert subject.review("team-b").identity == SA
 
 
-def test_every_review_request_is_bounded_in_time(api: FakeAuthorizationApi):
+def test_every_review_request_is_bounded_in_time(api: FakeAuthorizationApi) -> None:
     api.incomplete = True
     reviewer().review("team-b")
     reviewer().may_watch_pods_everywhere()
@@ -228,7 +233,7 @@ def test_every_review_request_is_bounded_in_time(api: FakeAuthorizationApi):
 
 def test_may_watch_pods_everywhere_asks_cluster_wide_access_reviews_for_list_and_watch(
     api: FakeAuthorizationApi,
-):
+) -> None:
     api.allowed = {"list pods", "watch pods"}
     requests: list[str] = []
     assert reviewer(on_request=requests.append).may_watch_pods_everywhere()
@@ -240,7 +245,7 @@ def test_may_watch_pods_everywhere_asks_cluster_wide_access_reviews_for_list_and
 @pytest.mark.parametrize("allowed", [set(), {"list pods"}, {"watch pods"}])
 def test_may_not_watch_pods_everywhere_without_both_list_and_watch(
     api: FakeAuthorizationApi, allowed: set[str]
-):
+) -> None:
     api.allowed = allowed
     assert not reviewer().may_watch_pods_everywhere()
 
@@ -250,38 +255,40 @@ def test_may_not_watch_pods_everywhere_without_both_list_and_watch(
 
 def test_undecided_access_review_with_an_evaluation_error_raises_naming_permission_and_namespace(
     api: FakeAuthorizationApi,
-):
+) -> None:
     api.undecided = {"watch pods": "webhook authorizer timed out"}
     with pytest.raises(UndecidedReviewError) as raised:
-        access_allowed(api, Permission("watch", "pods"), "team-b")  # type: ignore[arg-type]
+        access_allowed(api, Permission("watch", "pods"), "team-b")
     assert str(raised.value) == "watch pods in team-b: webhook authorizer timed out"
 
 
-def test_undecided_cluster_wide_access_review_raises_naming_all_namespaces(api: FakeAuthorizationApi):
+def test_undecided_cluster_wide_access_review_raises_naming_all_namespaces(api: FakeAuthorizationApi) -> None:
     api.undecided = {"list pods": "webhook down"}
     with pytest.raises(UndecidedReviewError, match=r"^list pods in all namespaces: webhook down$"):
         reviewer().may_watch_pods_everywhere()
 
 
-def test_explicit_denial_is_a_definite_answer_even_with_an_evaluation_error(api: FakeAuthorizationApi):
+def test_explicit_denial_is_a_definite_answer_even_with_an_evaluation_error(
+    api: FakeAuthorizationApi,
+) -> None:
     api.denied = {"watch pods"}
     api.undecided = {"watch pods": "one of several authorizers failed"}
-    assert access_allowed(api, Permission("watch", "pods"), "team-b") is False  # type: ignore[arg-type]
+    assert access_allowed(api, Permission("watch", "pods"), "team-b") is False
 
 
-def test_allowed_is_a_definite_answer_even_with_an_evaluation_error(api: FakeAuthorizationApi):
+def test_allowed_is_a_definite_answer_even_with_an_evaluation_error(api: FakeAuthorizationApi) -> None:
     api.allowed = {"watch pods"}
     api.undecided = {"watch pods": "one of several authorizers failed"}
-    assert access_allowed(api, Permission("watch", "pods"), "team-b") is True  # type: ignore[arg-type]
+    assert access_allowed(api, Permission("watch", "pods"), "team-b") is True
 
 
-def test_no_opinion_without_an_evaluation_error_means_not_allowed(api: FakeAuthorizationApi):
-    assert access_allowed(api, Permission("watch", "pods"), "team-b") is False  # type: ignore[arg-type]
+def test_no_opinion_without_an_evaluation_error_means_not_allowed(api: FakeAuthorizationApi) -> None:
+    assert access_allowed(api, Permission("watch", "pods"), "team-b") is False
 
 
 def test_review_raises_instead_of_reporting_missing_when_an_access_review_is_undecided(
     api: FakeAuthorizationApi,
-):
+) -> None:
     api.rules = [rule(["create", "get", "list", "patch", "delete"], ["pods"])]
     api.incomplete = True
     api.allowed = {"get pods/log"}
@@ -310,10 +317,10 @@ class FakeAuthenticationApi:
 
 def test_who_am_i_returns_the_username_the_api_server_sees_with_a_bounded_request(
     monkeypatch: pytest.MonkeyPatch,
-):
+) -> None:
     fake = FakeAuthenticationApi(username=SA)
-    monkeypatch.setattr(access.client, "AuthenticationV1Api", lambda api_client: fake)
-    assert who_am_i(object()) == SA  # type: ignore[arg-type]
+    monkeypatch.setattr(f"{ACCESS_CLIENT}.AuthenticationV1Api", lambda api_client: fake)
+    assert who_am_i(object()) == SA
     assert fake.timeouts == [REQUEST_TIMEOUT]
 
 
@@ -331,14 +338,14 @@ def test_who_am_i_returns_the_username_the_api_server_sees_with_a_bounded_reques
 )
 def test_who_am_i_returns_none_on_any_failure_so_it_is_asked_again(
     monkeypatch: pytest.MonkeyPatch, error: Exception | None
-):
+) -> None:
     fake = FakeAuthenticationApi(error=error)
-    monkeypatch.setattr(access.client, "AuthenticationV1Api", lambda api_client: fake)
-    assert who_am_i(object()) is None  # type: ignore[arg-type]
+    monkeypatch.setattr(f"{ACCESS_CLIENT}.AuthenticationV1Api", lambda api_client: fake)
+    assert who_am_i(object()) is None
 
 
-def test_username_raises_what_went_wrong(monkeypatch: pytest.MonkeyPatch):
+def test_username_raises_what_went_wrong(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeAuthenticationApi(error=client.ApiException(status=403, reason="Forbidden"))
-    monkeypatch.setattr(access.client, "AuthenticationV1Api", lambda api_client: fake)
+    monkeypatch.setattr(f"{ACCESS_CLIENT}.AuthenticationV1Api", lambda api_client: fake)
     with pytest.raises(client.ApiException):
-        username(object())  # type: ignore[arg-type]
+        username(object())

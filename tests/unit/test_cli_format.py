@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 import pytest
 import yaml
@@ -118,7 +119,7 @@ def test_unusable_namespace_reads_as_false_to_a_script(output: str, load: Callab
     """A string "False" is truthy: `jq -e .[0].usable` or `if report["usable"]` would pass."""
     report = check_report(_status("team-b", State.FORBIDDEN), identity=SCHEDULER, missing=("get pods",))
 
-    (loaded,) = load(structured_text([report], output))  # type: ignore[misc]
+    (loaded,) = cast("list[dict[str, object]]", load(structured_text([report], output)))
 
     assert loaded["usable"] is False
     assert loaded["missing"] == ["get pods"]

@@ -43,7 +43,7 @@ class ControllerMachine(RuleBasedStateMachine):
 
     # the cluster -------------------------------------------------------------------------------
 
-    def _change(self, name: str, change: Callable[[], None]) -> None:
+    def _change(self, name: str, change: Callable[[], object]) -> None:
         """Change the cluster and deliver what a selector watch would: events only for namespaces
         selected before or after, and only while the API server answers (a relist catches up)."""
         before = name in self.h.cluster.selected()

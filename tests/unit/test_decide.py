@@ -53,7 +53,7 @@ def draining(name: str = "team-b", tasks: int = 2) -> NamespaceStatus:
 @pytest.mark.parametrize(
     "name", ["", "a" * 64, "Team-B", "team.b", "team_b", "-team", "team-", "team b", "tëam"]
 )
-def test_invalid_namespace_name_is_refused_even_when_labelled_and_allowed(name: str):
+def test_invalid_namespace_name_is_refused_even_when_labelled_and_allowed(name: str) -> None:
     status = decide(name, SETTINGS, LABELLED, ALLOWED)
     assert status.state is State.INVALID_NAME
     assert "DNS-1123 label" in status.reason
@@ -72,14 +72,14 @@ def test_invalid_namespace_name_is_refused_even_when_labelled_and_allowed(name: 
         ("-team-", "team"),
     ],
 )
-def test_invalid_name_fix_suggests_a_valid_name(name: str, suggestion: str):
+def test_invalid_name_fix_suggests_a_valid_name(name: str, suggestion: str) -> None:
     status = decide(name, SETTINGS, None, None)
     assert status.fix.endswith(f"to a valid name, e.g. '{suggestion}'")
     assert is_valid_namespace_name(suggestion)
 
 
 @pytest.mark.parametrize("name", ["", "___", "..."])
-def test_invalid_name_with_nothing_to_salvage_suggests_no_name(name: str):
+def test_invalid_name_with_nothing_to_salvage_suggests_no_name(name: str) -> None:
     status = decide(name, SETTINGS, None, None)
     assert status.state is State.INVALID_NAME
     assert "e.g." not in status.fix
@@ -87,7 +87,7 @@ def test_invalid_name_with_nothing_to_salvage_suggests_no_name(name: str):
 
 @settings(database=None)
 @given(st.text(max_size=80))
-def test_any_suggested_namespace_name_is_itself_valid(name: str):
+def test_any_suggested_namespace_name_is_itself_valid(name: str) -> None:
     status = decide(name, SETTINGS, None, None)
     if status.state is not State.INVALID_NAME:
         assert is_valid_namespace_name(name)
@@ -99,11 +99,11 @@ def test_any_suggested_namespace_name_is_itself_valid(name: str):
 
 
 @pytest.mark.parametrize("name", ["a", "team-b", "a" * 63, "0team", "t-1"])
-def test_dns1123_labels_are_valid_namespace_names(name: str):
+def test_dns1123_labels_are_valid_namespace_names(name: str) -> None:
     assert is_valid_namespace_name(name)
 
 
-def test_namespace_name_with_trailing_newline_is_invalid():
+def test_namespace_name_with_trailing_newline_is_invalid() -> None:
     assert decide("team-b\n", SETTINGS, LABELLED, ALLOWED).state is State.INVALID_NAME
 
 
@@ -114,14 +114,14 @@ def test_namespace_name_with_trailing_newline_is_invalid():
 @pytest.mark.parametrize("access", [None, ALLOWED])
 def test_home_namespace_is_permitted_without_label_while_unreviewed_or_allowed(
     observation: Observation | None, access: AccessDecision | None
-):
+) -> None:
     status = decide("airflow", SETTINGS, observation, access)
     assert status.state is State.PERMITTED
     assert status.reason == "it is the executor's home namespace"
     assert status.watched
 
 
-def test_home_namespace_is_permitted_even_if_it_is_listed_as_excluded():
+def test_home_namespace_is_permitted_even_if_it_is_listed_as_excluded() -> None:
     settings = DiscoverySettings(home_namespace="airflow", exclude_namespaces=("airflow",))
     assert decide("airflow", settings, None, None).state is State.PERMITTED
 
@@ -129,7 +129,7 @@ def test_home_namespace_is_permitted_even_if_it_is_listed_as_excluded():
 @pytest.mark.parametrize("observation", [None, UNLABELLED, LABELLED])
 def test_home_namespace_is_forbidden_when_its_access_review_finds_permissions_missing(
     observation: Observation | None,
-):
+) -> None:
     status = decide("airflow", SETTINGS, observation, CANNOT_CREATE)
     assert status.state is State.FORBIDDEN
     assert status.reason == f"scheduler identity {SA} lacks: create pods in airflow"
@@ -137,25 +137,25 @@ def test_home_namespace_is_forbidden_when_its_access_review_finds_permissions_mi
     assert not status.watched
 
 
-def test_home_namespace_listed_as_excluded_is_still_forbidden_when_reviewed_so():
+def test_home_namespace_listed_as_excluded_is_still_forbidden_when_reviewed_so() -> None:
     settings = DiscoverySettings(home_namespace="airflow", exclude_namespaces=("airflow",))
     assert decide("airflow", settings, None, CANNOT_LIST).state is State.FORBIDDEN
 
 
-def test_forbidden_home_namespace_that_can_still_be_watched_drains_its_tasks():
+def test_forbidden_home_namespace_that_can_still_be_watched_drains_its_tasks() -> None:
     status = decide("airflow", SETTINGS, None, CANNOT_CREATE, tasks=2)
     assert status.state is State.DRAINING
     assert status.reason.startswith(f"forbidden: scheduler identity {SA} lacks: create pods in airflow;")
 
 
-def test_home_namespace_that_can_no_longer_be_watched_is_forbidden_even_with_tasks_there():
+def test_home_namespace_that_can_no_longer_be_watched_is_forbidden_even_with_tasks_there() -> None:
     status = decide("airflow", SETTINGS, None, CANNOT_WATCH, tasks=2)
     assert status.state is State.FORBIDDEN
     assert status.tasks == 2
 
 
 @pytest.mark.parametrize("name", ["kube-system", "kube-public", "kube-node-lease"])
-def test_system_namespaces_are_excluded_by_default_even_when_labelled_and_allowed(name: str):
+def test_system_namespaces_are_excluded_by_default_even_when_labelled_and_allowed(name: str) -> None:
     status = decide(name, SETTINGS, LABELLED, ALLOWED)
     assert status.state is State.EXCLUDED
     assert status.reason == (
@@ -168,13 +168,13 @@ def test_system_namespaces_are_excluded_by_default_even_when_labelled_and_allowe
     )
 
 
-def test_configured_exclusion_refuses_a_labelled_namespace():
+def test_configured_exclusion_refuses_a_labelled_namespace() -> None:
     settings = DiscoverySettings(home_namespace="airflow", exclude_namespaces=("team-b",))
     assert decide("team-b", settings, LABELLED, ALLOWED).state is State.EXCLUDED
     assert decide("kube-system", settings, LABELLED, ALLOWED).state is State.PERMITTED
 
 
-def test_namespace_the_api_server_does_not_have_is_absent_with_create_and_label_fix():
+def test_namespace_the_api_server_does_not_have_is_absent_with_create_and_label_fix() -> None:
     status = decide("team-b", SETTINGS, GONE, ALLOWED)
     assert status.state is State.ABSENT
     assert status.message == (
@@ -183,7 +183,7 @@ def test_namespace_the_api_server_does_not_have_is_absent_with_create_and_label_
     )
 
 
-def test_namespace_being_deleted_is_terminating_even_when_labelled_and_allowed():
+def test_namespace_being_deleted_is_terminating_even_when_labelled_and_allowed() -> None:
     status = decide("team-b", SETTINGS, TERMINATING, ALLOWED)
     assert status.state is State.TERMINATING
     assert status.reason == "it is being deleted"
@@ -193,14 +193,14 @@ def test_namespace_being_deleted_is_terminating_even_when_labelled_and_allowed()
 # not selected, pending, forbidden, permitted ---------------------------------------------------
 
 
-def test_unseen_namespace_is_not_selected_with_label_fix():
+def test_unseen_namespace_is_not_selected_with_label_fix() -> None:
     status = decide("team-b", SETTINGS, None, ALLOWED)
     assert status.state is State.NOT_SELECTED
     assert status.reason == "it does not match label selector 'airflow-enabled=true'"
     assert status.fix == "kubectl label namespace team-b airflow-enabled=true"
 
 
-def test_unseen_namespace_fix_sets_every_equality_label_of_the_selector():
+def test_unseen_namespace_fix_sets_every_equality_label_of_the_selector() -> None:
     settings = DiscoverySettings(
         home_namespace="airflow", label_selector="airflow-enabled=true,team in (a,b)"
     )
@@ -208,13 +208,13 @@ def test_unseen_namespace_fix_sets_every_equality_label_of_the_selector():
     assert status.fix == "kubectl label namespace team-b airflow-enabled=true team=a"
 
 
-def test_unseen_namespace_under_a_selector_without_equality_says_what_to_match():
+def test_unseen_namespace_under_a_selector_without_equality_says_what_to_match() -> None:
     settings = DiscoverySettings(home_namespace="airflow", label_selector="!legacy")
     status = decide("team-b", settings, None, None)
     assert status.fix == "label namespace team-b so that it matches '!legacy'"
 
 
-def test_namespace_without_the_label_is_not_selected_even_when_allowed():
+def test_namespace_without_the_label_is_not_selected_even_when_allowed() -> None:
     status = decide("team-b", SETTINGS, UNLABELLED, ALLOWED)
     assert status.state is State.NOT_SELECTED
     assert status.message == (
@@ -223,7 +223,7 @@ def test_namespace_without_the_label_is_not_selected_even_when_allowed():
     )
 
 
-def test_namespace_with_the_wrong_label_value_is_told_to_overwrite_it():
+def test_namespace_with_the_wrong_label_value_is_told_to_overwrite_it() -> None:
     observation = Observation(exists=True, labels={"airflow-enabled": "false"})
     status = decide("team-b", SETTINGS, observation, ALLOWED)
     assert status.state is State.NOT_SELECTED
@@ -231,7 +231,7 @@ def test_namespace_with_the_wrong_label_value_is_told_to_overwrite_it():
     assert status.fix == "kubectl label namespace team-b airflow-enabled=true --overwrite"
 
 
-def test_not_selected_reason_names_the_clause_that_fails():
+def test_not_selected_reason_names_the_clause_that_fails() -> None:
     settings = DiscoverySettings(
         home_namespace="airflow", label_selector="airflow-enabled=true,team in (a,b)"
     )
@@ -242,7 +242,7 @@ def test_not_selected_reason_names_the_clause_that_fails():
     assert status.fix == "kubectl label namespace team-b team=a --overwrite"
 
 
-def test_not_selected_by_a_notin_clause_is_told_to_remove_the_label():
+def test_not_selected_by_a_notin_clause_is_told_to_remove_the_label() -> None:
     settings = DiscoverySettings(home_namespace="airflow", label_selector="team notin (legacy)")
     observation = Observation(exists=True, labels={"team": "legacy"})
     status = decide("team-b", settings, observation, ALLOWED)
@@ -251,20 +251,20 @@ def test_not_selected_by_a_notin_clause_is_told_to_remove_the_label():
 
 
 @pytest.mark.parametrize("observation", [LABELLED, CANDIDATE])
-def test_selected_namespace_without_a_finished_review_is_pending(observation: Observation):
+def test_selected_namespace_without_a_finished_review_is_pending(observation: Observation) -> None:
     status = decide("team-b", SETTINGS, observation, None)
     assert status.state is State.PENDING
     assert status.reason == "its access review has not finished yet"
     assert not status.watched
 
 
-def test_pending_namespace_whose_review_failed_says_why_and_that_it_retries():
+def test_pending_namespace_whose_review_failed_says_why_and_that_it_retries() -> None:
     status = decide("team-b", SETTINGS, LABELLED, None, unknown="HTTP 503")
     assert status.state is State.PENDING
     assert status.reason == "its access review failed (HTTP 503); retrying"
 
 
-def test_missing_verbs_make_a_selected_namespace_forbidden_naming_identity_and_verbs():
+def test_missing_verbs_make_a_selected_namespace_forbidden_naming_identity_and_verbs() -> None:
     status = decide("team-b", SETTINGS, LABELLED, CANNOT_WATCH)
     assert status.state is State.FORBIDDEN
     assert (
@@ -276,7 +276,7 @@ def test_missing_verbs_make_a_selected_namespace_forbidden_naming_identity_and_v
     assert not status.confirmed
 
 
-def test_forbidden_fix_for_only_pod_logs_missing_grants_only_get_pods_log_re_runnably_to_a_user():
+def test_forbidden_fix_for_only_pod_logs_missing_grants_only_get_pods_log_re_runnably_to_a_user() -> None:
     access = AccessDecision("alice@example.com", ("get pods/log",))
     status = decide("team-b", SETTINGS, LABELLED, access)
     assert status.state is State.FORBIDDEN
@@ -286,11 +286,11 @@ def test_forbidden_fix_for_only_pod_logs_missing_grants_only_get_pods_log_re_run
     assert "--serviceaccount" not in status.fix
 
 
-def test_forbidden_candidate_namespace_is_forbidden():
+def test_forbidden_candidate_namespace_is_forbidden() -> None:
     assert decide("team-b", SETTINGS, CANDIDATE, CANNOT_CREATE).state is State.FORBIDDEN
 
 
-def test_selected_namespace_with_every_verb_allowed_is_permitted():
+def test_selected_namespace_with_every_verb_allowed_is_permitted() -> None:
     status = decide("team-b", SETTINGS, LABELLED, ALLOWED)
     assert status.state is State.PERMITTED
     assert status.reason == f"selected by 'airflow-enabled=true' and {SA} may manage pods there"
@@ -299,7 +299,7 @@ def test_selected_namespace_with_every_verb_allowed_is_permitted():
     assert status.watched
 
 
-def test_candidate_namespace_that_cannot_be_read_is_permitted_by_access_alone():
+def test_candidate_namespace_that_cannot_be_read_is_permitted_by_access_alone() -> None:
     status = decide("team-b", SETTINGS, CANDIDATE, ALLOWED)
     assert status.state is State.PERMITTED
     assert status.reason == (
@@ -321,12 +321,12 @@ def _grant(role: str, verbs: str, resource: str, subject: str) -> str:
 SA_FLAG = "--serviceaccount=airflow:scheduler"
 
 
-def test_rbac_fix_for_only_pod_logs_missing_grants_only_get_pods_log():
+def test_rbac_fix_for_only_pod_logs_missing_grants_only_get_pods_log() -> None:
     fix = remedies.rbac_fix("team-b", SA, ("get pods/log",))
     assert fix == _grant("airflow-task-pods-pods-log-get", "get", "pods/log", SA_FLAG)
 
 
-def test_rbac_fix_without_missing_permissions_named_grants_every_required_permission():
+def test_rbac_fix_without_missing_permissions_named_grants_every_required_permission() -> None:
     fix = remedies.rbac_fix("team-b", SA)
     assert fix == " && ".join(
         (
@@ -341,7 +341,7 @@ def test_rbac_fix_without_missing_permissions_named_grants_every_required_permis
     )
 
 
-def test_rbac_fix_names_each_role_after_what_it_grants_so_it_never_replaces_another_roles_rules():
+def test_rbac_fix_names_each_role_after_what_it_grants_so_it_never_replaces_another_roles_rules() -> None:
     """kubectl apply replaces a Role's rules: a Role named after its content is safe to apply."""
     some = remedies.rbac_fix("team-b", SA, ("delete pods",))
     more = remedies.rbac_fix("team-b", SA, ("delete pods", "create pods"))
@@ -349,7 +349,7 @@ def test_rbac_fix_names_each_role_after_what_it_grants_so_it_never_replaces_anot
     assert "create role airflow-task-pods-pods-delete-create --verb=delete,create " in more
 
 
-def test_rbac_fix_adds_the_identity_to_an_existing_binding_instead_of_replacing_its_subjects():
+def test_rbac_fix_adds_the_identity_to_an_existing_binding_instead_of_replacing_its_subjects() -> None:
     fix = remedies.rbac_fix("team-b", SA, ("get pods/log",))
     assert "|| kubectl -n team-b set subject rolebinding airflow-task-pods-pods-log-get " in fix
     assert "rolebinding" not in fix.split("|| ")[0].split(APPLY)[0]  # the binding is never applied
@@ -358,7 +358,7 @@ def test_rbac_fix_adds_the_identity_to_an_existing_binding_instead_of_replacing_
 # draining ----------------------------------------------------------------------------------------
 
 
-def test_namespace_that_loses_its_label_with_tasks_placed_there_drains():
+def test_namespace_that_loses_its_label_with_tasks_placed_there_drains() -> None:
     status = decide("team-b", SETTINGS, UNLABELLED, ALLOWED, previous=permitted(), tasks=2)
     assert status.state is State.DRAINING
     assert status.watched
@@ -370,24 +370,24 @@ def test_namespace_that_loses_its_label_with_tasks_placed_there_drains():
     assert status.fix == "kubectl label namespace team-b airflow-enabled=true"
 
 
-def test_draining_reason_counts_a_single_task_in_the_singular():
+def test_draining_reason_counts_a_single_task_in_the_singular() -> None:
     status = decide("team-b", SETTINGS, UNLABELLED, ALLOWED, previous=permitted(), tasks=1)
     assert status.reason.endswith("its watcher stays until the 1 task launched here finishes")
 
 
-def test_namespace_that_leaves_the_selection_with_tasks_placed_there_drains():
+def test_namespace_that_leaves_the_selection_with_tasks_placed_there_drains() -> None:
     status = decide("team-b", SETTINGS, None, None, previous=permitted(), tasks=1)
     assert status.state is State.DRAINING
     assert status.reason.startswith("not selected: it does not match label selector 'airflow-enabled=true';")
 
 
-def test_terminating_namespace_with_tasks_placed_there_drains():
+def test_terminating_namespace_with_tasks_placed_there_drains() -> None:
     status = decide("team-b", SETTINGS, TERMINATING, ALLOWED, previous=permitted(), tasks=3)
     assert status.state is State.DRAINING
     assert status.reason.startswith("terminating: it is being deleted; no new tasks start here")
 
 
-def test_excluded_namespace_with_tasks_placed_there_drains():
+def test_excluded_namespace_with_tasks_placed_there_drains() -> None:
     status = decide("team-b", EXCLUDING_TEAM_B, LABELLED, ALLOWED, previous=permitted(), tasks=2)
     assert status.state is State.DRAINING
     assert status.reason.startswith("excluded: it is listed in [kubernetes_namespace_discovery]")
@@ -397,7 +397,7 @@ def test_excluded_namespace_with_tasks_placed_there_drains():
 @pytest.mark.parametrize("access", [None, ALLOWED, CANNOT_CREATE])
 def test_absent_namespace_never_drains_because_its_pods_are_gone_with_it(
     previous: str | None, access: AccessDecision | None
-):
+) -> None:
     before = {None: None, "permitted": permitted(), "draining": draining()}[previous]
     status = decide("team-b", SETTINGS, GONE, access, previous=before, tasks=3)
     assert status.state is State.ABSENT
@@ -431,21 +431,21 @@ def test_namespace_drains_for_tasks_placed_there_even_if_it_was_never_in_use_bef
     settings_: DiscoverySettings,
     observation: Observation | None,
     access: AccessDecision | None,
-):
+) -> None:
     status = decide("team-b", settings_, observation, access, previous=previous, tasks=3)
     assert status.state is State.DRAINING
     assert status.tasks == 3
     assert status.watched
 
 
-def test_draining_namespace_keeps_draining_while_tasks_remain_and_counts_them_anew():
+def test_draining_namespace_keeps_draining_while_tasks_remain_and_counts_them_anew() -> None:
     status = decide("team-b", SETTINGS, UNLABELLED, ALLOWED, previous=draining(tasks=2), tasks=1)
     assert status.state is State.DRAINING
     assert status.tasks == 1
     assert status.reason.endswith("until the 1 task launched here finishes")
 
 
-def test_draining_namespace_stops_as_soon_as_its_last_task_finished_without_one_more_poll():
+def test_draining_namespace_stops_as_soon_as_its_last_task_finished_without_one_more_poll() -> None:
     status = decide("team-b", SETTINGS, UNLABELLED, ALLOWED, previous=draining(), tasks=0)
     assert status.state is State.NOT_SELECTED
     assert not status.watched
@@ -463,24 +463,24 @@ def test_draining_namespace_stops_as_soon_as_its_last_task_finished_without_one_
 )
 def test_permitted_namespace_without_tasks_placed_there_stops_at_once(
     settings_: DiscoverySettings, observation: Observation, access: AccessDecision, state: State
-):
+) -> None:
     status = decide("team-b", settings_, observation, access, previous=permitted(), tasks=0)
     assert status.state is state
     assert not status.watched
 
 
-def test_draining_namespace_that_is_labelled_again_is_permitted_again():
+def test_draining_namespace_that_is_labelled_again_is_permitted_again() -> None:
     status = decide("team-b", SETTINGS, LABELLED, ALLOWED, previous=draining(), tasks=2)
     assert status.state is State.PERMITTED
 
 
 @pytest.mark.parametrize("tasks", [0, 1])
-def test_pending_answer_keeps_the_watched_previous_status(tasks: int):
+def test_pending_answer_keeps_the_watched_previous_status(tasks: int) -> None:
     for previous in (permitted(), draining()):
         assert decide("team-b", SETTINGS, LABELLED, None, previous=previous, tasks=tasks) is previous
 
 
-def test_pending_namespace_not_watched_before_stays_pending_with_its_tasks_and_keeps_them():
+def test_pending_namespace_not_watched_before_stays_pending_with_its_tasks_and_keeps_them() -> None:
     previous = NamespaceStatus("team-b", State.NOT_SELECTED, "it lacks label airflow-enabled=true")
     status = decide("team-b", SETTINGS, LABELLED, None, previous=previous, tasks=2)
     assert status.state is State.PENDING
@@ -489,7 +489,7 @@ def test_pending_namespace_not_watched_before_stays_pending_with_its_tasks_and_k
     assert not status.gives_up_tasks
 
 
-def test_permitted_namespace_whose_create_is_revoked_but_can_still_watch_drains():
+def test_permitted_namespace_whose_create_is_revoked_but_can_still_watch_drains() -> None:
     status = decide("team-b", SETTINGS, LABELLED, CANNOT_CREATE, previous=permitted(), tasks=1)
     assert status.state is State.DRAINING
     assert status.reason.startswith(
@@ -501,7 +501,7 @@ def test_permitted_namespace_whose_create_is_revoked_but_can_still_watch_drains(
 @pytest.mark.parametrize("access", [CANNOT_WATCH, CANNOT_LIST])
 def test_namespace_that_can_no_longer_be_watched_is_forbidden_at_once_keeping_its_task_count(
     access: AccessDecision,
-):
+) -> None:
     status = decide("team-b", SETTINGS, LABELLED, access, previous=permitted(), tasks=4)
     assert status.state is State.FORBIDDEN
     assert not status.watched
@@ -519,7 +519,7 @@ NAMES = st.sampled_from(["team-b", "airflow", "kube-system", "Team_B"])
 @given(NAMES, OBSERVATIONS, ACCESSES, st.sampled_from([None, "permitted", "draining"]))
 def test_without_tasks_a_namespace_drains_only_when_a_pending_answer_keeps_a_draining_previous(
     name: str, observation: Observation | None, access: AccessDecision | None, previous: str | None
-):
+) -> None:
     before = {
         None: None,
         "permitted": NamespaceStatus(name, State.PERMITTED, "r"),
@@ -534,7 +534,7 @@ def test_without_tasks_a_namespace_drains_only_when_a_pending_answer_keeps_a_dra
 @given(NAMES, OBSERVATIONS, ACCESSES, st.integers(min_value=1, max_value=50))
 def test_with_tasks_placed_there_a_drainable_namespace_always_drains_and_an_absent_one_never(
     name: str, observation: Observation | None, access: AccessDecision | None, tasks: int
-):
+) -> None:
     base = decide(name, SETTINGS, observation, access)
     status = decide(name, SETTINGS, observation, access, tasks=tasks)
     drainable = base.state in (State.NOT_SELECTED, State.TERMINATING, State.EXCLUDED) or (
@@ -551,27 +551,27 @@ def test_with_tasks_placed_there_a_drainable_namespace_always_drains_and_an_abse
 
 
 @pytest.mark.parametrize("state", list(State))
-def test_only_permitted_and_draining_namespaces_are_watched(state: State):
+def test_only_permitted_and_draining_namespaces_are_watched(state: State) -> None:
     status = NamespaceStatus("team-b", state, "why")
     assert status.watched is (state in (State.PERMITTED, State.DRAINING))
 
 
 @pytest.mark.parametrize("confirmed", [False, True])
 @pytest.mark.parametrize("state", [State.PERMITTED, State.DRAINING])
-def test_watched_namespace_never_gives_up_its_tasks(state: State, confirmed: bool):
+def test_watched_namespace_never_gives_up_its_tasks(state: State, confirmed: bool) -> None:
     assert not NamespaceStatus("team-b", state, "why", tasks=3, confirmed=confirmed).gives_up_tasks
 
 
 @pytest.mark.parametrize("confirmed", [False, True])
-def test_pending_namespace_keeps_its_tasks_because_pending_is_no_answer(confirmed: bool):
+def test_pending_namespace_keeps_its_tasks_because_pending_is_no_answer(confirmed: bool) -> None:
     assert not NamespaceStatus("team-b", State.PENDING, "why", tasks=3, confirmed=confirmed).gives_up_tasks
 
 
-def test_unconfirmed_forbidden_namespace_keeps_its_tasks():
+def test_unconfirmed_forbidden_namespace_keeps_its_tasks() -> None:
     assert not NamespaceStatus("team-b", State.FORBIDDEN, "why", tasks=3).gives_up_tasks
 
 
-def test_confirmed_forbidden_namespace_gives_up_its_tasks():
+def test_confirmed_forbidden_namespace_gives_up_its_tasks() -> None:
     assert NamespaceStatus("team-b", State.FORBIDDEN, "why", tasks=3, confirmed=True).gives_up_tasks
 
 
@@ -579,18 +579,18 @@ def test_confirmed_forbidden_namespace_gives_up_its_tasks():
     "state",
     [State.ABSENT, State.NOT_SELECTED, State.TERMINATING, State.EXCLUDED, State.INVALID_NAME, State.DENIED],
 )
-def test_namespace_in_any_other_state_gives_up_its_tasks(state: State):
+def test_namespace_in_any_other_state_gives_up_its_tasks(state: State) -> None:
     assert NamespaceStatus("team-b", state, "why", tasks=3).gives_up_tasks
 
 
 @pytest.mark.parametrize("state", list(State))
-def test_every_state_has_a_message_naming_the_namespace_and_reason(state: State):
+def test_every_state_has_a_message_naming_the_namespace_and_reason(state: State) -> None:
     message = NamespaceStatus("team-b", state, "because").message
     assert message.startswith("namespace 'team-b' ")
     assert message.endswith(": because")
 
 
-def test_message_puts_the_fix_in_parentheses():
+def test_message_puts_the_fix_in_parentheses() -> None:
     status = NamespaceStatus(
         "team-b",
         State.NOT_SELECTED,
@@ -603,7 +603,7 @@ def test_message_puts_the_fix_in_parentheses():
     )
 
 
-def test_access_decision_can_watch_unless_list_or_watch_pods_is_missing():
+def test_access_decision_can_watch_unless_list_or_watch_pods_is_missing() -> None:
     assert ALLOWED.allowed
     assert ALLOWED.can_watch
     assert not CANNOT_CREATE.allowed
@@ -615,7 +615,7 @@ def test_access_decision_can_watch_unless_list_or_watch_pods_is_missing():
 # StateTable ------------------------------------------------------------------------------------
 
 
-def test_state_table_put_returns_the_status_it_replaced():
+def test_state_table_put_returns_the_status_it_replaced() -> None:
     table = StateTable()
     first = permitted()
     assert table.put(first) is None
@@ -625,7 +625,7 @@ def test_state_table_put_returns_the_status_it_replaced():
     assert table.get("team-c") is None
 
 
-def test_state_table_snapshot_is_a_copy():
+def test_state_table_snapshot_is_a_copy() -> None:
     table = StateTable()
     table.put(permitted("team-a"))
     snapshot = table.snapshot()
@@ -635,7 +635,7 @@ def test_state_table_snapshot_is_a_copy():
     assert snapshot == {}
 
 
-def test_state_table_watched_is_a_frozenset_of_permitted_and_draining_namespaces():
+def test_state_table_watched_is_a_frozenset_of_permitted_and_draining_namespaces() -> None:
     table = StateTable()
     table.put(permitted("team-a"))
     table.put(draining("team-b"))

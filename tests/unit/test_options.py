@@ -52,7 +52,7 @@ def _other_value(declared: Option) -> Any:
     }[declared.kind]
 
 
-def test_a_field_made_by_option_is_the_whole_declaration():
+def test_a_field_made_by_option_is_the_whole_declaration() -> None:
     @dataclasses.dataclass(frozen=True)
     class Extended(DiscoverySettings):
         pod_budget: int = option(Kind.INTEGER, 5, "Pods per namespace.", example="10")
@@ -63,13 +63,13 @@ def test_a_field_made_by_option_is_the_whole_declaration():
     assert "| `pod_budget` | integer | `5` | Pods per namespace. Example: `10`. |" in render(added)
 
 
-def test_every_settings_field_but_the_home_namespace_is_a_declared_option():
+def test_every_settings_field_but_the_home_namespace_is_a_declared_option() -> None:
     fields = [f.name for f in dataclasses.fields(DiscoverySettings) if f.init]
     assert [name for name in fields if name != "home_namespace"] == NAMES
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_provider_info_declares_the_option_as_declared(name: str):
+def test_provider_info_declares_the_option_as_declared(name: str) -> None:
     declared = OPTIONS[name]
     assert get_provider_info()["config"][SECTION]["options"][name] == {
         "description": declared.description,
@@ -80,12 +80,12 @@ def test_provider_info_declares_the_option_as_declared(name: str):
     }
 
 
-def test_provider_info_declares_only_the_declared_options_in_their_order():
+def test_provider_info_declares_only_the_declared_options_in_their_order() -> None:
     assert list(get_provider_info()["config"][SECTION]["options"]) == NAMES
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_settings_reader_falls_back_to_the_declared_default(name: str):
+def test_settings_reader_falls_back_to_the_declared_default(name: str) -> None:
     conf = RecordingConf()
     settings = settings_from_conf(conf, home_namespace="airflow")
     assert conf.fallbacks[name] == OPTIONS[name].default_text
@@ -94,7 +94,7 @@ def test_settings_reader_falls_back_to_the_declared_default(name: str):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_settings_reader_parses_the_option_by_its_declared_type(name: str):
+def test_settings_reader_parses_the_option_by_its_declared_type(name: str) -> None:
     declared = OPTIONS[name]
     value = _other_value(declared)
     settings = settings_from_conf(RecordingConf({name: declared.kind.text(value)}), home_namespace="airflow")
@@ -102,27 +102,27 @@ def test_settings_reader_parses_the_option_by_its_declared_type(name: str):
     assert type(getattr(settings, name)) is declared.kind.python_type
 
 
-def test_settings_reader_asks_for_the_declared_options_only():
+def test_settings_reader_asks_for_the_declared_options_only() -> None:
     conf = RecordingConf()
     settings_from_conf(conf, home_namespace="airflow")
     assert list(conf.fallbacks) == NAMES
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_generated_reference_lists_the_option_with_its_declared_type_and_default(name: str):
+def test_generated_reference_lists_the_option_with_its_declared_type_and_default(name: str) -> None:
     declared = OPTIONS[name]
     default = f"`{declared.default_text}`" if declared.default_text else "(empty)"
     row = f"| `{name}` | {declared.kind.airflow_type} | {default} | {declared.description} |"
     assert row in render().splitlines()
 
 
-def test_generated_reference_has_one_row_per_declared_option():
+def test_generated_reference_has_one_row_per_declared_option() -> None:
     rows = render().splitlines()[2:]
     assert [row.split("`")[1] for row in rows] == NAMES
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_declared_default_survives_being_written_as_text_and_read_back(name: str):
+def test_declared_default_survives_being_written_as_text_and_read_back(name: str) -> None:
     declared = OPTIONS[name]
     assert declared.parse(declared.default_text) == declared.default
 
@@ -131,7 +131,7 @@ def test_declared_default_survives_being_written_as_text_and_read_back(name: str
     ("kind", "default"),
     [(Kind.FLOAT, 30), (Kind.INTEGER, 8.0), (Kind.LIST, "a,b"), (Kind.STRING, ("a",))],
 )
-def test_a_default_of_another_type_than_declared_is_refused(kind: Kind, default: Any):
+def test_a_default_of_another_type_than_declared_is_refused(kind: Kind, default: Any) -> None:
     with pytest.raises(TypeError, match="option broken: default"):
         Option("broken", kind, default, "Broken.")
 
@@ -145,12 +145,12 @@ def test_a_default_of_another_type_than_declared_is_refused(kind: Kind, default:
 )
 def test_unparsable_text_is_a_settings_error_naming_section_option_and_type(
     kind: Kind, raw: str, message: str
-):
+) -> None:
     declared = Option("some_option", kind, kind.python_type(), "Some option.")
     with pytest.raises(SettingsError) as caught:
         declared.parse(raw)
     assert str(caught.value) == f"[{SECTION}] some_option {message}"
 
 
-def test_descriptions_are_one_line_so_they_fit_a_table_cell():
+def test_descriptions_are_one_line_so_they_fit_a_table_cell() -> None:
     assert all("\n" not in o.description and "  " not in o.description for o in OPTIONS.values())

@@ -39,18 +39,18 @@ def env(name: str, value: str) -> dict[str, str]:
 # settings_from_conf ----------------------------------------------------------------------------
 
 
-def test_unset_options_take_the_defaults_declared_by_the_provider():
+def test_unset_options_take_the_defaults_declared_by_the_provider() -> None:
     conf = FakeConf()
     settings = settings_from_conf(conf, home_namespace="airflow")
     assert settings == DiscoverySettings(home_namespace="airflow")
     assert sorted(conf.asked) == sorted((SECTION, name) for name in CONFIGURABLE)
 
 
-def test_home_namespace_comes_from_the_caller_not_the_section():
+def test_home_namespace_comes_from_the_caller_not_the_section() -> None:
     assert settings_from_conf(FakeConf(), home_namespace="scheduler-ns").home_namespace == "scheduler-ns"
 
 
-def test_overrides_are_parsed_to_ints_floats_and_lists():
+def test_overrides_are_parsed_to_ints_floats_and_lists() -> None:
     conf = FakeConf(
         **env("label_selector", "airflow-enabled=true,team in (a,b)"),
         **env("candidate_namespaces", "team-a, team-b,,team-a"),
@@ -85,18 +85,18 @@ def test_overrides_are_parsed_to_ints_floats_and_lists():
         ("initial_sync_timeout", "", "a float"),
     ],
 )
-def test_non_number_is_a_settings_error_naming_the_option(name: str, raw: str, kind: str):
+def test_non_number_is_a_settings_error_naming_the_option(name: str, raw: str, kind: str) -> None:
     with pytest.raises(SettingsError) as caught:
         settings_from_conf(FakeConf(**env(name, raw)), home_namespace="airflow")
     assert str(caught.value) == f"[{SECTION}] {name} must be {kind}, got {raw!r}"
 
 
-def test_number_out_of_range_from_conf_is_a_settings_error_naming_the_option():
+def test_number_out_of_range_from_conf_is_a_settings_error_naming_the_option() -> None:
     with pytest.raises(SettingsError, match=r"\[kubernetes_namespace_discovery\] review_concurrency"):
         settings_from_conf(FakeConf(**env("review_concurrency", "0")), home_namespace="airflow")
 
 
-def test_bad_selector_from_conf_is_a_settings_error_naming_the_option():
+def test_bad_selector_from_conf_is_a_settings_error_naming_the_option() -> None:
     with pytest.raises(SettingsError, match=r"\[kubernetes_namespace_discovery\] label_selector: .*'x>y'"):
         settings_from_conf(FakeConf(**env("label_selector", "x>y")), home_namespace="airflow")
 
@@ -104,27 +104,27 @@ def test_bad_selector_from_conf_is_a_settings_error_naming_the_option():
 # get_provider_info -----------------------------------------------------------------------------
 
 
-def test_provider_declares_the_dynamic_namespace_executor():
+def test_provider_declares_the_dynamic_namespace_executor() -> None:
     info = get_provider_info()
     assert info["executors"] == ["airflow_provider_nsdiscovery.executors.DynamicNamespaceKubernetesExecutor"]
     assert info["package-name"] == "airflow-provider-nsdiscovery"
     assert info["versions"] == [__version__]
 
 
-def test_declared_executor_path_imports_the_executor_class():
+def test_declared_executor_path_imports_the_executor_class() -> None:
     module_path, _, class_name = get_provider_info()["executors"][0].rpartition(".")
     executor = getattr(importlib.import_module(module_path), class_name)
     assert executor.__name__ == "DynamicNamespaceKubernetesExecutor"
 
 
-def test_config_section_declares_every_discovery_option():
+def test_config_section_declares_every_discovery_option() -> None:
     section = get_provider_info()["config"]
     assert list(section) == [SECTION]
     assert sorted(section[SECTION]["options"]) == sorted(CONFIGURABLE)
 
 
 @pytest.mark.parametrize("name", CONFIGURABLE)
-def test_declared_default_is_the_settings_default(name: str):
+def test_declared_default_is_the_settings_default(name: str) -> None:
     option = get_provider_info()["config"][SECTION]["options"][name]
     default = next(f.default for f in dataclasses.fields(DiscoverySettings) if f.name == name)
     expected = ",".join(default) if isinstance(default, tuple) else str(default)
@@ -135,21 +135,21 @@ def test_declared_default_is_the_settings_default(name: str):
 
 
 @pytest.mark.parametrize("name", CONFIGURABLE)
-def test_declared_type_matches_the_settings_field(name: str):
+def test_declared_type_matches_the_settings_field(name: str) -> None:
     option = get_provider_info()["config"][SECTION]["options"][name]
     annotation = typing.get_type_hints(DiscoverySettings)[name]
     expected = {int: "integer", float: "float", str: "string", tuple[str, ...]: "string"}[annotation]
     assert option["type"] == expected
 
 
-def test_declared_list_defaults_are_comma_separated():
+def test_declared_list_defaults_are_comma_separated() -> None:
     options = get_provider_info()["config"][SECTION]["options"]
     assert options["label_selector"]["default"] == "airflow-enabled=true"
     assert options["exclude_namespaces"]["default"] == "kube-system,kube-public,kube-node-lease"
     assert options["candidate_namespaces"]["default"] == ""
 
 
-def test_provider_config_types_defaults_and_examples_are_pinned():
+def test_provider_config_types_defaults_and_examples_are_pinned() -> None:
     """Pinned: Airflow validates and shows these, so a refactoring must not change a byte of them."""
     options = get_provider_info()["config"][SECTION]["options"]
     assert {name: (o["type"], o["default"], o["example"]) for name, o in options.items()} == {

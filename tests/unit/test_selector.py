@@ -44,15 +44,17 @@ def clauses(text: str) -> list[tuple[str, str, tuple[str, ...]]]:
         ),
     ],
 )
-def test_selector_clauses_parse_to_requirements(text: str, expected: list[tuple[str, str, tuple[str, ...]]]):
+def test_selector_clauses_parse_to_requirements(
+    text: str, expected: list[tuple[str, str, tuple[str, ...]]]
+) -> None:
     assert clauses(text) == expected
 
 
-def test_parsed_selector_keeps_the_text_it_was_given():
+def test_parsed_selector_keeps_the_text_it_was_given() -> None:
     assert parse_selector("airflow-enabled=true,team in (a,b)").text == "airflow-enabled=true,team in (a,b)"
 
 
-def test_double_equals_and_single_equals_parse_to_the_same_requirement():
+def test_double_equals_and_single_equals_parse_to_the_same_requirement() -> None:
     assert parse_selector("a==b").requirements == parse_selector("a=b").requirements
 
 
@@ -81,23 +83,23 @@ def test_double_equals_and_single_equals_parse_to_the_same_requirement():
         "a,",
     ],
 )
-def test_invalid_selector_raises_selector_error_quoting_the_selector(text: str):
+def test_invalid_selector_raises_selector_error_quoting_the_selector(text: str) -> None:
     with pytest.raises(SelectorError) as caught:
         parse_selector(text)
     assert repr(text) in str(caught.value)
 
 
-def test_selector_error_is_a_value_error():
+def test_selector_error_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="empty"):
         parse_selector("")
 
 
-def test_value_of_exactly_63_characters_is_accepted():
+def test_value_of_exactly_63_characters_is_accepted() -> None:
     assert clauses("team=" + "v" * 63) == [("team", "=", ("v" * 63,))]
 
 
 @pytest.mark.parametrize("text", ["tier>-5", "tier<\u0663", "tier>99999999999999999999"])
-def test_greater_or_less_than_value_the_api_server_rejects_is_rejected(text: str):
+def test_greater_or_less_than_value_the_api_server_rejects_is_rejected(text: str) -> None:
     try:
         parse_selector(text)
     except SelectorError:
@@ -118,13 +120,13 @@ def test_greater_or_less_than_value_the_api_server_rejects_is_rejected(text: str
 )
 def test_empty_slot_in_a_value_list_is_the_empty_value_as_on_the_api_server(
     text: str, values: tuple[str, ...]
-):
+) -> None:
     (requirement,) = parse_selector(text).requirements
     assert requirement.values == values
     assert parse_selector(str(requirement)).requirements == (requirement,)
 
 
-def test_in_with_no_values_selects_the_empty_label_value_only():
+def test_in_with_no_values_selects_the_empty_label_value_only() -> None:
     selector = parse_selector("team in ()")
     assert selector.matches({"team": ""})
     assert not selector.matches({"team": "a"})
@@ -132,22 +134,22 @@ def test_in_with_no_values_selects_the_empty_label_value_only():
 
 
 @pytest.mark.parametrize("separator", [" ", "\t", "\r", "\n"])
-def test_space_tab_cr_and_lf_separate_tokens(separator: str):
+def test_space_tab_cr_and_lf_separate_tokens(separator: str) -> None:
     text = separator.join(["", "team", "in", "(a", ",b)", ",", "x", "=", "y", ""])
     assert clauses(text) == [("team", "in", ("a", "b")), ("x", "=", ("y",))]
 
 
 @pytest.mark.parametrize("space", ["\f", "\v", "\u00a0", "\u2003", "\u3000"])
-def test_other_unicode_whitespace_is_part_of_a_word_and_so_rejected(space: str):
+def test_other_unicode_whitespace_is_part_of_a_word_and_so_rejected(space: str) -> None:
     with pytest.raises(SelectorError, match="must be"):
         parse_selector(f"team{space}=a")
 
 
-def test_nul_where_a_token_would_start_ends_the_selector():
+def test_nul_where_a_token_would_start_ends_the_selector() -> None:
     assert clauses("team=a \0 )(!") == [("team", "=", ("a",))]
 
 
-def test_nul_inside_a_word_splits_it():
+def test_nul_inside_a_word_splits_it() -> None:
     with pytest.raises(SelectorError, match="found 'b' at character 8"):
         parse_selector("team=a\0b")
 
@@ -178,7 +180,7 @@ def test_nul_inside_a_word_splits_it():
         ("a>9223372036854775808", "must be a whole number from 0 to 9223372036854775807 (e.g. 'a>3')"),
     ],
 )
-def test_invalid_selector_error_says_precisely_what_is_wrong(text: str, reason: str):
+def test_invalid_selector_error_says_precisely_what_is_wrong(text: str, reason: str) -> None:
     with pytest.raises(SelectorError) as caught:
         parse_selector(text)
     assert str(caught.value).startswith(f"invalid label selector {text!r}: ")
@@ -220,11 +222,13 @@ def test_invalid_selector_error_says_precisely_what_is_wrong(text: str, reason: 
         ("example.com/team=a", {"team": "a"}, False),
     ],
 )
-def test_selector_matches_labels_like_the_api_server(text: str, labels: dict[str, str], expected: bool):
+def test_selector_matches_labels_like_the_api_server(
+    text: str, labels: dict[str, str], expected: bool
+) -> None:
     assert parse_selector(text).matches(labels) is expected
 
 
-def test_first_failure_is_the_first_failing_clause_in_selector_order():
+def test_first_failure_is_the_first_failing_clause_in_selector_order() -> None:
     selector = parse_selector("airflow-enabled=true,team in (a,b)")
     enabled, team = selector.requirements
     assert selector.first_failure({}) == enabled
@@ -232,7 +236,7 @@ def test_first_failure_is_the_first_failing_clause_in_selector_order():
     assert selector.first_failure({"airflow-enabled": "true", "team": "c"}) == team
 
 
-def test_first_failure_is_none_when_every_clause_matches():
+def test_first_failure_is_none_when_every_clause_matches() -> None:
     selector = parse_selector("airflow-enabled=true,team in (a,b)")
     assert selector.first_failure({"airflow-enabled": "true", "team": "b"}) is None
 
@@ -247,7 +251,7 @@ def test_first_failure_is_none_when_every_clause_matches():
         ("tier>3", "tier>3"),
     ],
 )
-def test_requirement_renders_in_selector_syntax(text: str, rendered: str):
+def test_requirement_renders_in_selector_syntax(text: str, rendered: str) -> None:
     assert str(parse_selector(text).requirements[0]) == rendered
 
 
@@ -310,7 +314,9 @@ def test_requirement_renders_in_selector_syntax(text: str, rendered: str):
         ),
     ],
 )
-def test_explain_gives_reason_and_kubectl_fix(text: str, labels: dict[str, str], reason: str, fix: str):
+def test_explain_gives_reason_and_kubectl_fix(
+    text: str, labels: dict[str, str], reason: str, fix: str
+) -> None:
     requirement = parse_selector(text).requirements[0]
     assert not requirement.matches(labels)
     assert requirement.explain("team-b", labels) == (reason, fix)
@@ -350,7 +356,7 @@ _requirements = st.one_of(
 @given(requirement=_requirements, labels=st.dictionaries(st.sampled_from(["team", "other"]), _values))
 def test_running_the_suggested_kubectl_fix_makes_the_requirement_match(
     requirement: Requirement, labels: dict[str, str]
-):
+) -> None:
     if requirement.matches(labels):
         return
     _, fix = requirement.explain("team-b", labels)

@@ -34,18 +34,18 @@ def upper(monkeypatch: pytest.MonkeyPatch) -> UpperBound:
     return fake
 
 
-def test_backoff_doubles_after_each_failure(upper: UpperBound):
+def test_backoff_doubles_after_each_failure(upper: UpperBound) -> None:
     backoff = Backoff(initial=0.25, maximum=30.0)
     assert [backoff.next_delay() for _ in range(4)] == [0.25, 0.5, 1.0, 2.0]
     assert upper.bounds == [(0.125, 0.25), (0.25, 0.5), (0.5, 1.0), (1.0, 2.0)]
 
 
-def test_backoff_stops_growing_at_the_maximum(upper: UpperBound):
+def test_backoff_stops_growing_at_the_maximum(upper: UpperBound) -> None:
     backoff = Backoff(initial=1.0, maximum=5.0)
     assert [backoff.next_delay() for _ in range(6)] == [1.0, 2.0, 4.0, 5.0, 5.0, 5.0]
 
 
-def test_backoff_starts_over_after_a_reset(upper: UpperBound):
+def test_backoff_starts_over_after_a_reset(upper: UpperBound) -> None:
     backoff = Backoff(initial=0.5, maximum=30.0)
     for _ in range(5):
         backoff.next_delay()
@@ -61,7 +61,7 @@ def test_backoff_starts_over_after_a_reset(upper: UpperBound):
 )
 def test_backoff_delay_stays_between_half_the_ceiling_and_the_ceiling(
     initial: float, maximum: float, attempts: int
-):
+) -> None:
     backoff = Backoff(initial=initial, maximum=maximum)
     for attempt in range(attempts):
         ceiling = min(maximum, initial * 2**attempt)
@@ -70,7 +70,7 @@ def test_backoff_delay_stays_between_half_the_ceiling_and_the_ceiling(
         assert delay <= maximum
 
 
-def test_backoff_keeps_returning_the_maximum_after_a_long_outage():
+def test_backoff_keeps_returning_the_maximum_after_a_long_outage() -> None:
     backoff = Backoff(initial=0.2, maximum=30.0)
     delays = [backoff.next_delay() for _ in range(1100)]
     assert 15.0 <= delays[-1] <= 30.0
@@ -104,7 +104,7 @@ class BrokenSocketResponse(FakeResponse):
         raise OSError("socket is not connected")
 
 
-def test_stop_shuts_down_and_closes_the_tracked_response():
+def test_stop_shuts_down_and_closes_the_tracked_response() -> None:
     calls: list[str] = []
     stream = Interruptible()
     response = FakeResponse(calls)
@@ -115,7 +115,7 @@ def test_stop_shuts_down_and_closes_the_tracked_response():
     assert calls == ["response.shutdown", "response.close"]
 
 
-def test_response_tracked_after_stop_is_shut_down_at_once():
+def test_response_tracked_after_stop_is_shut_down_at_once() -> None:
     calls: list[str] = []
     stream = Interruptible()
     stream.stop()
@@ -124,7 +124,7 @@ def test_response_tracked_after_stop_is_shut_down_at_once():
     assert calls == ["response.shutdown", "response.close"]
 
 
-def test_stop_ends_only_the_latest_tracked_response():
+def test_stop_ends_only_the_latest_tracked_response() -> None:
     calls: list[str] = []
     stream = Interruptible()
     stream.track(FakeResponse(calls, "old"))
@@ -133,13 +133,13 @@ def test_stop_ends_only_the_latest_tracked_response():
     assert calls == ["new.shutdown", "new.close"]
 
 
-def test_stop_with_nothing_tracked_only_marks_the_stream_stopped():
+def test_stop_with_nothing_tracked_only_marks_the_stream_stopped() -> None:
     stream = Interruptible()
     stream.stop()
     assert stream.stopped.is_set()
 
 
-def test_response_without_shutdown_is_closed():
+def test_response_without_shutdown_is_closed() -> None:
     stream = Interruptible()
     response = CloseOnlyResponse()
     stream.track(response)
@@ -147,7 +147,7 @@ def test_response_without_shutdown_is_closed():
     assert response.closed
 
 
-def test_socket_error_while_shutting_down_does_not_escape_stop():
+def test_socket_error_while_shutting_down_does_not_escape_stop() -> None:
     stream = Interruptible()
     stream.track(BrokenSocketResponse([]))
     stream.stop()
@@ -178,7 +178,7 @@ def live_urllib3_response(shutdowns: list[int]) -> urllib3.HTTPResponse:
     )
 
 
-def test_close_is_still_called_when_shutting_the_socket_down_fails():
+def test_close_is_still_called_when_shutting_the_socket_down_fails() -> None:
     calls: list[str] = []
     stream = Interruptible()
     stream.track(BrokenSocketResponse(calls))
@@ -186,7 +186,7 @@ def test_close_is_still_called_when_shutting_the_socket_down_fails():
     assert calls == ["response.close"]
 
 
-def test_stop_shuts_down_the_socket_of_a_live_urllib3_response():
+def test_stop_shuts_down_the_socket_of_a_live_urllib3_response() -> None:
     shutdowns: list[int] = []
     stream = Interruptible()
     response = stream.track(live_urllib3_response(shutdowns))
@@ -195,7 +195,7 @@ def test_stop_shuts_down_the_socket_of_a_live_urllib3_response():
     assert response.closed
 
 
-def test_stop_after_the_tracked_stream_was_closed_does_not_raise():
+def test_stop_after_the_tracked_stream_was_closed_does_not_raise() -> None:
     stream = Interruptible()
     response = stream.track(live_urllib3_response([]))
     response.close()  # what kubernetes.watch.Watch.stream does when a watch ends
@@ -203,7 +203,7 @@ def test_stop_after_the_tracked_stream_was_closed_does_not_raise():
     assert stream.stopped.is_set()
 
 
-def test_stopping_twice_is_harmless():
+def test_stopping_twice_is_harmless() -> None:
     shutdowns: list[int] = []
     stream = Interruptible()
     stream.track(live_urllib3_response(shutdowns))
@@ -212,7 +212,7 @@ def test_stopping_twice_is_harmless():
     assert shutdowns == [socket.SHUT_RD]
 
 
-def test_stop_after_the_tracked_response_was_released_to_the_pool_does_not_raise():
+def test_stop_after_the_tracked_response_was_released_to_the_pool_does_not_raise() -> None:
     stream = Interruptible()
     response = stream.track(live_urllib3_response([]))
     response.release_conn()  # what NamespaceWatch._watch does when a watch ends

@@ -31,14 +31,14 @@ def pod(namespace: str | None) -> k8s.V1Pod:
     return k8s.V1Pod(metadata=k8s.V1ObjectMeta(name="task", namespace=namespace))
 
 
-def test_pod_in_a_permitted_namespace_passes_with_its_status():
+def test_pod_in_a_permitted_namespace_passes_with_its_status() -> None:
     status = decide("team-b", SETTINGS, LABELLED, AccessDecision(SA, ()))
     lookup = Lookup(status)
     assert check_pod_namespace(pod("team-b"), lookup) is status
     assert lookup.asked == ["team-b"]
 
 
-def test_pod_in_the_home_namespace_passes():
+def test_pod_in_the_home_namespace_passes() -> None:
     assert check_pod_namespace(pod("airflow"), Lookup()).state is State.PERMITTED
 
 
@@ -54,14 +54,14 @@ def test_pod_in_the_home_namespace_passes():
     ],
     ids=lambda s: s.state.value,
 )
-def test_pod_in_a_namespace_that_is_not_permitted_is_refused_with_the_status(status: NamespaceStatus):
+def test_pod_in_a_namespace_that_is_not_permitted_is_refused_with_the_status(status: NamespaceStatus) -> None:
     with pytest.raises(NamespaceRefusal) as caught:
         check_pod_namespace(pod("team-b"), Lookup(status))
     assert caught.value.status is status
     assert str(caught.value) == status.message
 
 
-def test_refusal_message_names_namespace_reason_and_fix():
+def test_refusal_message_names_namespace_reason_and_fix() -> None:
     with pytest.raises(NamespaceRefusal) as caught:
         check_pod_namespace(pod("team-c"), Lookup())
     assert str(caught.value) == (
@@ -70,7 +70,7 @@ def test_refusal_message_names_namespace_reason_and_fix():
     )
 
 
-def test_excluded_namespace_is_refused():
+def test_excluded_namespace_is_refused() -> None:
     with pytest.raises(NamespaceRefusal) as caught:
         check_pod_namespace(pod("kube-system"), Lookup())
     assert caught.value.status.state is State.EXCLUDED
@@ -81,7 +81,7 @@ def test_excluded_namespace_is_refused():
     [k8s.V1Pod(), k8s.V1Pod(metadata=k8s.V1ObjectMeta(name="task")), pod("")],
     ids=["no-metadata", "no-namespace", "empty-namespace"],
 )
-def test_pod_without_a_namespace_is_looked_up_as_empty_and_refused(unplaced: k8s.V1Pod):
+def test_pod_without_a_namespace_is_looked_up_as_empty_and_refused(unplaced: k8s.V1Pod) -> None:
     lookup = Lookup()
     with pytest.raises(NamespaceRefusal) as caught:
         check_pod_namespace(unplaced, lookup)

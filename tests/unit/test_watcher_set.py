@@ -55,7 +55,9 @@ def watchers(factory: Factory) -> WatcherSet[FakeWatcher]:
     return WatcherSet(factory)
 
 
-def test_missing_watchers_are_created_and_started(factory: Factory, watchers: WatcherSet[FakeWatcher]):
+def test_missing_watchers_are_created_and_started(
+    factory: Factory, watchers: WatcherSet[FakeWatcher]
+) -> None:
     result = watchers.reconcile({"team-b", "team-a"})
     assert result == ReconcileResult(started=frozenset({"team-a", "team-b"}))
     assert factory.namespaces() == ["team-a", "team-b"]
@@ -63,7 +65,7 @@ def test_missing_watchers_are_created_and_started(factory: Factory, watchers: Wa
     assert all(w.started == 1 and w.alive for w in watchers.running.values())
 
 
-def test_unwanted_watchers_are_terminated_and_dropped(watchers: WatcherSet[FakeWatcher]):
+def test_unwanted_watchers_are_terminated_and_dropped(watchers: WatcherSet[FakeWatcher]) -> None:
     watchers.reconcile({"team-a", "team-b"})
     team_b = watchers.running["team-b"]
     result = watchers.reconcile({"team-a"})
@@ -73,7 +75,9 @@ def test_unwanted_watchers_are_terminated_and_dropped(watchers: WatcherSet[FakeW
     assert set(watchers.running) == {"team-a"}
 
 
-def test_dead_watchers_are_replaced_by_new_started_ones(factory: Factory, watchers: WatcherSet[FakeWatcher]):
+def test_dead_watchers_are_replaced_by_new_started_ones(
+    factory: Factory, watchers: WatcherSet[FakeWatcher]
+) -> None:
     watchers.reconcile({"team-a", "team-b"})
     dead = watchers.running["team-a"]
     dead.alive = False
@@ -89,7 +93,7 @@ def test_dead_watchers_are_replaced_by_new_started_ones(factory: Factory, watche
 
 def test_reconciling_the_same_desired_set_again_changes_nothing(
     factory: Factory, watchers: WatcherSet[FakeWatcher]
-):
+) -> None:
     watchers.reconcile({"team-a", "team-b"})
     before = dict(watchers.running)
     result = watchers.reconcile({"team-b", "team-a"})
@@ -99,7 +103,7 @@ def test_reconciling_the_same_desired_set_again_changes_nothing(
     assert all(w.started == 1 and w.terminated == 0 for w in factory.made)
 
 
-def test_empty_desired_set_stops_every_watcher(factory: Factory, watchers: WatcherSet[FakeWatcher]):
+def test_empty_desired_set_stops_every_watcher(factory: Factory, watchers: WatcherSet[FakeWatcher]) -> None:
     watchers.reconcile({"team-a", "team-b"})
     result = watchers.reconcile(set())
     assert result.stopped == {"team-a", "team-b"}
@@ -107,7 +111,7 @@ def test_empty_desired_set_stops_every_watcher(factory: Factory, watchers: Watch
     assert all(w.terminated == 1 for w in factory.made)
 
 
-def test_running_dict_is_the_same_object_across_reconciles(watchers: WatcherSet[FakeWatcher]):
+def test_running_dict_is_the_same_object_across_reconciles(watchers: WatcherSet[FakeWatcher]) -> None:
     running = watchers.running
     watchers.reconcile({"team-a"})
     watchers.reconcile({"team-b"})
@@ -117,7 +121,9 @@ def test_running_dict_is_the_same_object_across_reconciles(watchers: WatcherSet[
     assert set(running) == {"team-b"}
 
 
-def test_start_stop_and_restart_happen_in_one_reconcile(factory: Factory, watchers: WatcherSet[FakeWatcher]):
+def test_start_stop_and_restart_happen_in_one_reconcile(
+    factory: Factory, watchers: WatcherSet[FakeWatcher]
+) -> None:
     watchers.reconcile({"team-a", "team-b"})
     old_a, old_b = watchers.running["team-a"], watchers.running["team-b"]
     old_b.alive = False
@@ -133,7 +139,7 @@ def test_start_stop_and_restart_happen_in_one_reconcile(factory: Factory, watche
 
 def test_a_dead_watcher_that_is_no_longer_wanted_is_stopped_not_restarted(
     factory: Factory, watchers: WatcherSet[FakeWatcher]
-):
+) -> None:
     watchers.reconcile({"team-a"})
     watchers.running["team-a"].alive = False
     result = watchers.reconcile(set())
@@ -141,7 +147,7 @@ def test_a_dead_watcher_that_is_no_longer_wanted_is_stopped_not_restarted(
     assert len(factory.made) == 1
 
 
-def test_a_watcher_that_failed_to_be_made_is_retried_on_the_next_reconcile():
+def test_a_watcher_that_failed_to_be_made_is_retried_on_the_next_reconcile() -> None:
     failing = {"team-a"}
     made: list[str] = []
 
