@@ -68,3 +68,9 @@ SOAK_SECONDS ?= 480
 .PHONY: soak
 soak: venv controlplane
 	SOAK_SECONDS=$(SOAK_SECONDS) $(PY) bench/soak.py
+
+# Access changes measured (docs/benchmarks-access.md): RoleBinding removed -> forbidden beside the
+# client-only floor, and steady access-review load, RBAC watched vs polling.
+.PHONY: bench-access
+bench-access: venv controlplane
+	$(PY) bench/access.py

@@ -43,8 +43,13 @@ def argv(binaries: Path, kubeconfig: Path, pki: Path) -> list[str]:
         # The token controller signs legacy token Secrets with the API server's key pair.
         f"--service-account-private-key-file={pki / 'sa.key'}",
         f"--root-ca-file={pki / 'ca.crt'}",
-        # Namespaces are deleted in most test teardowns; their deletion must not queue up.
-        "--concurrent-namespace-syncs=10",
+        # Namespaces are deleted in most test teardowns; their deletion must not queue up. Each
+        # deletion is some fifty requests (discovery, one deletecollection per resource), so the
+        # client's default 20 requests per second let a suite's worth of deletions back up for
+        # minutes (a held namespace was then not finalized within 30 s of its release).
+        "--concurrent-namespace-syncs=20",
+        "--kube-api-qps=500",
+        "--kube-api-burst=1000",
     ]
 
 

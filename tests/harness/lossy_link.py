@@ -53,12 +53,17 @@ class LossyLink:
 
     def close(self) -> None:
         self._closed.set()
+        with contextlib.suppress(OSError):  # wakes the accept() that close() alone would not
+            socket.create_connection(self._listener.getsockname()[:2], timeout=1).close()
         self._listener.close()
 
     def _accept(self) -> None:
         while not self._closed.is_set():
             try:
                 downstream, _ = self._listener.accept()
+                if self._closed.is_set():
+                    downstream.close()
+                    return
                 upstream = socket.create_connection(self._upstream)
             except OSError:
                 continue
