@@ -6,6 +6,7 @@ this is the one place that picks the real namespace watch, access reviewer and R
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 from kubernetes import client
@@ -16,6 +17,15 @@ from airflow_provider_nsdiscovery.discovery.contracts import DiscoveryCounters, 
 from airflow_provider_nsdiscovery.discovery.controller import NamespaceDiscovery
 from airflow_provider_nsdiscovery.discovery.rbac_watch import RbacWatch
 from airflow_provider_nsdiscovery.discovery.source import NamespaceWatch
+
+
+def _pool_of_its_own(api_client: client.ApiClient) -> client.ApiClient:
+    """The same identity and server, another connection pool. Each RBAC watch holds a connection
+    for minutes; sharing the reviewers' pool (10 connections on 2 cores by default) would leave
+    it full, and urllib3 then discards connections, so reviews pay a new TLS handshake each."""
+    own = client.ApiClient(copy.deepcopy(api_client.configuration))
+    own.default_headers.update(api_client.default_headers)
+    return own
 
 
 def connect(
@@ -36,7 +46,7 @@ def connect(
 
     def rbac_watch(changed: Callable[[str | None, str], None]) -> RbacWatch:
         return RbacWatch(
-            api_client,
+            _pool_of_its_own(api_client),
             changed,
             lambda: reviewer.identity if reviewer.identity != UNKNOWN_IDENTITY else None,
             retry_refused_after=settings.access_recheck_interval,
