@@ -194,13 +194,9 @@ def start_discovery(scheduler: Identity, selector_label: str) -> Iterator[Callab
     started: list[NamespaceDiscovery] = []
 
     def start(identity: Identity = scheduler, **overrides: Any) -> NamespaceDiscovery:
-        settings = DiscoverySettings(
-            home_namespace=identity.namespace,
-            label_selector=f"{selector_label}=true",
-            access_recheck_interval=overrides.pop("access_recheck_interval", 60.0),
-            **overrides,
-        )
-        discovery = connect(settings, identity.api_client)
+        """Settings are this test's selector and the identity's home, unless ``overrides`` says."""
+        defaults = {"home_namespace": identity.namespace, "label_selector": f"{selector_label}=true"}
+        discovery = connect(DiscoverySettings(**{**defaults, **overrides}), identity.api_client)
         discovery.start()
         started.append(discovery)
         return discovery

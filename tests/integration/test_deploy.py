@@ -19,7 +19,7 @@ from kubernetes import client, utils
 from kubernetes.client.exceptions import ApiException
 
 from airflow_provider_nsdiscovery.cli.format import role_rules
-from airflow_provider_nsdiscovery.config import OPTIONS, DiscoverySettings
+from airflow_provider_nsdiscovery.config import OPTIONS
 from airflow_provider_nsdiscovery.discovery.access import access_allowed
 from airflow_provider_nsdiscovery.discovery.controller import NamespaceDiscovery
 from airflow_provider_nsdiscovery.discovery.permissions import (
@@ -28,7 +28,6 @@ from airflow_provider_nsdiscovery.discovery.permissions import (
     Permission,
 )
 from airflow_provider_nsdiscovery.discovery.status import State
-from airflow_provider_nsdiscovery.discovery.wiring import connect
 from airflow_provider_nsdiscovery.get_provider_info import EXECUTOR
 from tests.harness.controlplane import Cluster, Identity
 from tests.integration.waiting import wait_until
@@ -91,25 +90,9 @@ def applied(control_plane: Cluster) -> Iterator[tuple[Identity, str]]:
         admin.close()
 
 
-@pytest.fixture
-def discover() -> Iterator[Callable[[Identity], NamespaceDiscovery]]:
-    started: list[NamespaceDiscovery] = []
-
-    def start(identity: Identity) -> NamespaceDiscovery:
-        # Defaults as deploy/helm-values.yaml leaves them: selector airflow-enabled=true.
-        discovery = connect(DiscoverySettings(home_namespace=SCHEDULER_NAMESPACE), identity.api_client)
-        discovery.start()
-        started.append(discovery)
-        return discovery
-
-    yield start
-    for discovery in started:
-        discovery.stop()
-
-
 def test_deployed_scheduler_discovers_the_team_namespace_without_cluster_wide_pod_rights(
     applied: tuple[Identity, str],
-    discover: Callable[[Identity], NamespaceDiscovery],
+    start_discovery: Callable[..., NamespaceDiscovery],
     ns_factory: Callable[..., str],
 ) -> None:
     scheduler, team = applied
@@ -123,7 +106,10 @@ def test_deployed_scheduler_discovers_the_team_namespace_without_cluster_wide_po
         "deploy/ RBAC to take effect",
     )
 
-    discovery = discover(scheduler)
+    # Defaults as deploy/helm-values.yaml leaves them: selector airflow-enabled=true.
+    discovery = start_discovery(
+        scheduler, home_namespace=SCHEDULER_NAMESPACE, label_selector="airflow-enabled=true"
+    )
 
     assert discovery.mode == "label-selector"
     status = discovery.status(team)
