@@ -260,7 +260,8 @@ class NamespaceDiscovery:
                 self._refusals.pop(name, None)
             if namespace is None:
                 self._cluster_probe_at = float("-inf")
-        log.info("access may have changed (%s): reviewing %s again", why, ", ".join(names) or "nothing")
+        which = ", ".join(names) if len(names) <= 5 else f"{len(names)} namespaces"
+        log.info("access may have changed (%s): reviewing %s again", why, which or "nothing")
         for name in names:
             self.queue.add(name)
         if namespace is None:
@@ -378,6 +379,7 @@ class NamespaceDiscovery:
             with self._lock:  # a namespace selected again later is reviewed afresh
                 self._access.pop(name, None)
                 self._review_at.pop(name, None)
+                self._settle_reviews.pop(name, None)
                 self._forbidden_since.pop(name, None)
             access = None
         elif access is None or review_at <= now:
