@@ -880,6 +880,14 @@ class ControlPlane(Cluster):
         )
         self._wait_ready(self._apiserver, "kube-apiserver", self._readyz_probe())
 
+    def restart_controller_manager(self) -> None:
+        """A fresh kube-controller-manager: after API-server outages its informers reconnect with
+        a backoff of up to 30 s and its namespace queue holds long per-item backoffs, which would
+        delay the next test's namespace deletions by as much."""
+        if self._controller_manager is not None:
+            _terminate(self._controller_manager, grace=5.0)
+        self._start_controller_manager()
+
     def _start_controller_manager(self) -> None:
         kubeconfig = self._write_kubeconfig("kube-controller-manager", self.admin_token)
         argv = controller_manager.argv(self.binaries, kubeconfig, self.tmpdir)

@@ -19,8 +19,10 @@ from kubernetes.client.exceptions import ApiException
 
 FINALIZER = "nsdiscovery.test/hold"
 MARKER = "nsd-deletion-hold"
-GONE_TIMEOUT = 30.0
-"""The controller needs about a second per namespace here; the rest is headroom for load."""
+GONE_TIMEOUT = 90.0
+"""The namespace controller waits 5 s before it acts (namespaceDeletionGracePeriod) and needs about
+a second more here; after an API-server outage its informers may take up to 30 s (client-go's
+reconnect backoff) to see the deletion at all. The rest is headroom for a loaded machine."""
 
 
 def _finalizers_patch(finalizers: list[str]) -> list[dict[str, Any]]:

@@ -187,6 +187,8 @@ def outage(
         return False
 
     wait_until(answers, "the control plane to answer again", timeout=60.0)
+    if isinstance(control_plane, ControlPlane):
+        control_plane.restart_controller_manager()
 
 
 @pytest.fixture
