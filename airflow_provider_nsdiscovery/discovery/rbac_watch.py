@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -96,6 +97,7 @@ class RbacWatch:
         self._identity = identity
         self._retry_refused_after = retry_refused_after
         self._refused: set[str] = set()
+        self._retry_at: dict[str, float] = {}
         # Per object: its resourceVersion and whether it could affect us, to diff re-lists and
         # to report a change that makes an object stop affecting us (a rule or subject removed).
         self._seen: dict[str, dict[tuple[str, str], tuple[str, bool]]] = {kind.what: {} for kind in _KINDS}
@@ -130,7 +132,12 @@ class RbacWatch:
 
     def _step(self, reflector: Reflector, pause: Callable[[float], object]) -> None:
         """A 403 is an answer, not a failure: without the rights to watch RBAC objects, access
-        changes are left to the periodic re-check, and the watch is tried again much later."""
+        changes are left to the periodic re-check, and the watch is tried again much later. The
+        wait is a step of its own, so the loop counts as healthy while it waits."""
+        wait = self._retry_at.get(reflector.what, 0.0) - time.monotonic()
+        if wait > 0:
+            pause(wait)
+            return
         try:
             reflector.sync_once()
         except client.ApiException as err:
@@ -150,7 +157,7 @@ class RbacWatch:
                 )
             if was_watching:
                 self._on_change(None, f"watching {reflector.what} was refused")
-            pause(self._retry_refused_after)
+            self._retry_at[reflector.what] = time.monotonic() + self._retry_refused_after
 
     def _affects_us(self, kind: _Kind, obj: Mapping[str, Any]) -> bool:
         return names_identity(obj, self._identity()) if kind.binding else grants_pods(obj)

@@ -161,3 +161,23 @@ def test_a_change_made_while_the_watch_was_down_is_reported_when_it_relists() ->
     assert changes == []  # nothing changed
     watch.relisted("roles", [])  # deleted while the watch was down
     assert changes == ["team-a"]
+
+
+def test_a_refused_rbac_watch_is_an_answer_and_its_loop_waits_as_a_healthy_step() -> None:
+    """Raising would count as a failing loop (and an unhealthy scheduler) for as long as the
+    rights are missing, which is a valid way to run: polling goes on."""
+    watch = _watch(lambda ns, why: None)
+    pauses: list[float] = []
+    steps = watch.loops(pauses.append)
+    for reflector in watch.reflectors:
+        reflector.sync_once = _refused  # type: ignore[method-assign]
+    for step in steps.values():
+        step()  # refused: returns
+        step()  # waits, as its own step
+    assert len(pauses) == len(steps)
+    assert all(55 < pause <= 60 for pause in pauses)
+    assert not watch.watching
+
+
+def _refused() -> None:
+    raise client.ApiException(status=403, reason="Forbidden")
