@@ -3,27 +3,29 @@
 #
 # The virtualenvs live in the checkout (.venv, .venv-min), so two clones never install over each
 # other's editable package. pip's own cache (~/.cache/pip) is shared, so a second clone installs
-# from it; the control-plane binaries are shared too (see tests/harness/build-controlplane.sh).
+# from it; the control-plane binaries are shared too (see harness/kubeharness/build-controlplane.sh).
+# The generic cluster harness (harness/, package kubeharness) is installed editable next to the
+# provider; the demo and the benchmarks run as modules from here, so `tests.harness` imports too.
 PYTHON ?= python3
 VENV := $(CURDIR)/.venv
 # The path is hashed too: a moved checkout reinstalls its editable package into the moved venv.
-STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml; echo $(CURDIR)) | sha256sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml harness/pyproject.toml; echo $(CURDIR)) | sha256sum | cut -c1-12)
 PY := $(VENV)/bin/python
 
 .PHONY: venv venv-min controlplane lint unit integration e2e test test-min demo
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml harness/pyproject.toml
 	@echo "==> Python environment in $(VENV) (first time: a few minutes for Airflow)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test]" -e ./harness
 	rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP)
 
 controlplane:
 	@echo "==> kube-apiserver + etcd (built from Go modules once, then cached)"
-	bash tests/harness/build-controlplane.sh >/dev/null
+	bash harness/kubeharness/build-controlplane.sh >/dev/null
 
 lint: venv
 	$(PY) -m ruff check .
@@ -35,42 +37,42 @@ unit: venv
 	$(PY) -m pytest tests/unit -q
 
 integration: venv controlplane
-	$(PY) -m pytest tests/integration -q
+	$(PY) -m pytest tests/integration harness/kubeharness/tests -q
 
 e2e: venv controlplane
 	$(PY) -m pytest tests/e2e -q
 
 test: venv controlplane lint
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests harness/kubeharness/tests -q
 	$(MAKE) test-min
 
 # The same unit and integration suites on the oldest versions pyproject.toml accepts.
 MIN_VENV := $(CURDIR)/.venv-min
-MIN_STAMP := $(MIN_VENV)/.installed-$(shell (cat pyproject.toml ci/min-versions.txt; echo $(CURDIR)) | sha256sum | cut -c1-12)
+MIN_STAMP := $(MIN_VENV)/.installed-$(shell (cat pyproject.toml harness/pyproject.toml ci/min-versions.txt; echo $(CURDIR)) | sha256sum | cut -c1-12)
 
-$(MIN_STAMP): pyproject.toml ci/min-versions.txt
+$(MIN_STAMP): pyproject.toml harness/pyproject.toml ci/min-versions.txt
 	@echo "==> Python environment with the lowest supported versions in $(MIN_VENV)"
 	test -x $(MIN_VENV)/bin/python || $(PYTHON) -m venv $(MIN_VENV)
-	$(MIN_VENV)/bin/python -m pip install -q -c ci/min-versions.txt -e . pytest pytest-timeout hypothesis
+	$(MIN_VENV)/bin/python -m pip install -q -c ci/min-versions.txt -e . -e ./harness pytest pytest-timeout hypothesis
 	rm -f $(MIN_VENV)/.installed-* && touch $@
 
 venv-min: $(MIN_STAMP)
 
 test-min: venv-min controlplane
-	$(MIN_VENV)/bin/python -m pytest tests/unit tests/integration -q
+	$(MIN_VENV)/bin/python -m pytest tests/unit tests/integration harness/kubeharness/tests -q
 
 demo: venv controlplane
-	$(PY) demo/run_demo.py
+	$(PY) -m demo.run_demo
 
 # The churn soak, long: a real scheduler through SOAK_SECONDS of namespace, RBAC and API-server churn
 # (tests/e2e/test_churn_soak.py runs a short one in `make test`). SOAK_SEED picks the churn.
 SOAK_SECONDS ?= 480
 .PHONY: soak
 soak: venv controlplane
-	SOAK_SECONDS=$(SOAK_SECONDS) $(PY) bench/soak.py
+	SOAK_SECONDS=$(SOAK_SECONDS) $(PY) -m bench.soak
 
 # Access changes measured (docs/benchmarks-access.md): RoleBinding removed -> forbidden beside the
 # client-only floor, and steady access-review load, RBAC watched vs polling.
 .PHONY: bench-access
 bench-access: venv controlplane
-	$(PY) bench/access.py
+	$(PY) -m bench.access

@@ -6,7 +6,7 @@ server restarted; then everything is restored and measured (see tests/harness/ch
 
 Run it from the repository root with the project's virtualenv::
 
-    python bench/soak.py [--seconds N] [--seed S] [--workdir DIR]
+    python -m bench.soak [--seconds N] [--seed S] [--workdir DIR]
 
 It prints the measured numbers and every broken promise, writes them to <workdir>/result.json,
 keeps the logs in <workdir>, and exits 1 if a promise was broken. The short version of the same
@@ -25,10 +25,8 @@ import time
 from pathlib import Path
 from types import FrameType
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: tests.harness
-
+from kubeharness import ENABLE_HINT, resolve
 from tests.harness.churn_soak import ChurnSoak, reported
-from tests.harness.controlplane import ENABLE_HINT, resolve
 from tests.harness.soak_result import default_bounds
 
 

@@ -6,8 +6,9 @@ example_dags/namespaces_demo.py: a task in the home namespace and in team-a succ
 (labelled, no RBAC) and team-c (RBAC, no label) are refused at once without a pod. Finally it
 labels team-c while the scheduler keeps running, re-runs that task, and it succeeds.
 
-Run it with `make demo`, or directly with a Python that has the package installed:
-    python demo/run_demo.py [--workdir DIR]
+Run it with `make demo`, or from the repository root with a Python that has the provider and the
+harness (harness/) installed:
+    python -m demo.run_demo [--workdir DIR]
 Logs stay in the work directory, printed at the end.
 """
 
@@ -23,9 +24,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: tests.harness
-
-from tests.harness.controlplane import ENABLE_HINT, resolve
+from kubeharness import ENABLE_HINT, resolve
 from tests.harness.namespaces_scenario import NamespacesScenario, Outcome
 
 EXPECTED = {"home": "success", "team_a": "success", "team_b": "failed", "team_c": "failed"}

@@ -8,6 +8,8 @@ import pytest
 
 import tests.airflow_env  # noqa: F401  (first: Airflow reads its home and database at import)
 
+pytest_plugins = ["kubeharness.pytest_plugin"]  # the session's cluster, namespaces, admin client
+
 Outcome = Literal["passed", "failed", "skipped"]
 
 

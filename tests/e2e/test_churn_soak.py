@@ -17,8 +17,8 @@ import os
 
 import pytest
 
+from kubeharness import require_cluster
 from tests.harness.churn_soak import ChurnSoak, reported
-from tests.harness.controlplane import require_cluster
 from tests.harness.soak_result import SoakBounds, SoakResult, default_bounds
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ from airflow_provider_nsdiscovery.discovery import remedies
 from airflow_provider_nsdiscovery.discovery.permissions import REQUIRED_PERMISSIONS
 from airflow_provider_nsdiscovery.discovery.status import State
 from airflow_provider_nsdiscovery.executors.metrics import PREFIX
+from kubeharness import require_cluster
 from tests.harness.airflow_stack import tail
-from tests.harness.controlplane import require_cluster
 from tests.harness.namespaces_scenario import HOME_NAMESPACE, NamespacesScenario, Outcome
 
 log = logging.getLogger(__name__)

@@ -32,7 +32,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from tests.harness.controlplane import CONTAINER_NAME, _die_with_parent
+from kubeharness import die_with_parent as _die_with_parent
+from tests.harness.executor_pods import CONTAINER_NAME
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXECUTOR = "airflow_provider_nsdiscovery.executors.DynamicNamespaceKubernetesExecutor"

@@ -36,8 +36,9 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from kubeharness import NAMESPACE_READ_RULES, Cluster, Identity
 from tests.harness.airflow_stack import REPO_ROOT, TERMINAL_STATES, AirflowStack, tail, wait_for
-from tests.harness.controlplane import NAMESPACE_READ_RULES, POD_RULES, Cluster, Identity
+from tests.harness.executor_pods import POD_RULES
 from tests.harness.kubelet import EXECUTOR_POD_SELECTOR
 from tests.harness.soak_observers import HeartbeatSampler, PatientKubelet, PodRecorder, SeenPod, scan_log
 from tests.harness.soak_result import TRANSIENT_ERROR_MARKS, SoakResult

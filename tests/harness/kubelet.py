@@ -34,7 +34,8 @@ import urllib3
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
-from tests.harness.controlplane import CONTAINER_NAME, Cluster, _die_with_parent
+from kubeharness import Cluster, die_with_parent
+from tests.harness.executor_pods import CONTAINER_NAME
 
 log = logging.getLogger(__name__)
 
@@ -313,7 +314,7 @@ class Kubelet:
                         stdout=output,
                         stderr=subprocess.STDOUT,
                         start_new_session=True,  # its own group, so a kill reaches the task's children
-                        preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl(2)
+                        preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl(2)
                     )
                 except OSError as err:
                     output.write(f"kubelet: cannot start {run.argv[:1]}: {err}\n".encode())

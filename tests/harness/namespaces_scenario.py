@@ -26,8 +26,9 @@ from types import TracebackType
 
 from kubernetes import client
 
+from kubeharness import NAMESPACE_READ_RULES, Cluster, Identity
 from tests.harness.airflow_stack import REPO_ROOT, AirflowStack, TaskInstance, wait_for
-from tests.harness.controlplane import NAMESPACE_READ_RULES, POD_RULES, Cluster, Identity
+from tests.harness.executor_pods import POD_RULES
 from tests.harness.kubelet import Kubelet, PodRun, PodWatch
 from tests.harness.statsd_listener import StatsdListener
 

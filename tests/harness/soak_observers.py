@@ -23,7 +23,7 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.harness.controlplane import Cluster
+from kubeharness import Cluster
 from tests.harness.kubelet import EXECUTOR_POD_SELECTOR, Kubelet, PodRun, PodWatch
 
 POD_KEY = ("dag_id", "task_id", "run_id", "map_index", "try_number")

@@ -1,13 +1,12 @@
-"""Fixtures that give integration tests a real API server and throwaway namespaces."""
+"""Fixtures for the provider's integration tests, on the cluster kubeharness.pytest_plugin starts
+(tests/conftest.py loads it): identities, executors, discovery and outages."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import random
-import signal
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,21 +18,18 @@ from kubernetes.client.exceptions import ApiException
 from airflow_provider_nsdiscovery.config import DiscoverySettings
 from airflow_provider_nsdiscovery.discovery.controller import NamespaceDiscovery
 from airflow_provider_nsdiscovery.discovery.wiring import connect
-from tests.airflow_env import migrate_database
-from tests.harness.controlplane import (
-    ENABLE_HINT,
+from kubeharness import (
     NAMESPACE_READ_RULES,
-    POD_RULES,
     Cluster,
     ControlPlane,
     Identity,
     NamespaceFactory,
-    find_binaries,
-    require_cluster,
+    wait_until,
 )
+from tests.airflow_env import migrate_database
+from tests.harness.executor_pods import POD_RULES
 from tests.integration.executor_helpers import TEMPLATE, Executor
 from tests.integration.faults import team_namespace
-from tests.integration.waiting import wait_until
 
 _HERE = Path(__file__).parent
 
@@ -43,59 +39,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.is_relative_to(_HERE):
             item.add_marker(pytest.mark.integration)
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """Build the binaries before any test starts: a first build takes minutes, which would
-    otherwise count against the first test's timeout. Later calls answer from the cache."""
-    if not any(item.get_closest_marker("integration") for item in session.items):
-        return
-    capture = session.config.pluginmanager.getplugin("capturemanager")
-    uncaptured = capture.global_and_fixture_disabled() if capture else contextlib.nullcontext()
-    # Uncaptured so the build's progress reaches the terminal. A failure is not raised here,
-    # where it would abort unit tests too: the fixture builds again and reports it per test.
-    with uncaptured, contextlib.suppress(Exception):
-        find_binaries()
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Say once how to enable the tests, instead of once per skipped test under `-rs`."""
-    skipped = terminalreporter.stats.get("skipped", [])
-    if any(ENABLE_HINT in str(getattr(report, "longrepr", "")) for report in skipped):
-        terminalreporter.write_line(f"integration tests skipped: {ENABLE_HINT}")
-
-
-@pytest.fixture(scope="session")
-def control_plane() -> Iterator[Cluster]:
-    """One control plane per session: starting one costs seconds, a namespace costs nothing."""
-    with require_cluster() as cluster:
-        yield cluster
-
-
-@pytest.fixture
-def admin(control_plane: Cluster) -> Iterator[client.CoreV1Api]:
-    with control_plane.admin_api_client() as api_client:
-        yield client.CoreV1Api(api_client)
-
-
-@pytest.fixture
-def ns_factory(control_plane: Cluster) -> Iterator[NamespaceFactory]:
-    """Unique namespaces, so tests sharing the session's cluster never see each other's pods."""
-    created: list[str] = []
-
-    def make(labels: Mapping[str, str] | None = None) -> str:
-        name = f"t-{uuid.uuid4().hex[:10]}"
-        control_plane.create_namespace(name, labels)
-        created.append(name)
-        return name
-
-    yield make
-    for name in created:
-        # Best effort: the test may have deleted it already or left the API server down.
-        with contextlib.suppress(ApiException, urllib3.exceptions.HTTPError):
-            control_plane.delete_namespace(name)
-        with contextlib.suppress(ApiException, urllib3.exceptions.HTTPError):
-            control_plane.finish_namespace_deletion(name, wait=False)  # names are never reused
 
 
 @pytest.fixture(scope="session")
@@ -173,12 +116,7 @@ def outage(
     """
     yield control_plane
     if isinstance(control_plane, ControlPlane):  # a restart that failed half-way left a process dead
-        with contextlib.suppress(ProcessLookupError, RuntimeError):
-            os.kill(control_plane.apiserver_pid, signal.SIGCONT)  # a frozen one thaws
-        if control_plane._etcd is None or control_plane._etcd.poll() is not None:
-            control_plane._start_etcd()
-        if control_plane._apiserver is None or control_plane._apiserver.poll() is not None:
-            control_plane._start_apiserver()
+        control_plane.revive()
 
     def answers() -> bool:
         with contextlib.suppress(ApiException, urllib3.exceptions.HTTPError):

@@ -15,7 +15,7 @@ from airflow_provider_nsdiscovery.discovery.controller import NamespaceDiscovery
 from airflow_provider_nsdiscovery.discovery.status import NamespaceStatus
 from airflow_provider_nsdiscovery.executors import DynamicNamespaceKubernetesExecutor
 from airflow_provider_nsdiscovery.executors.scheduler import DynamicNamespaceKubernetesScheduler
-from tests.integration.waiting import wait_until
+from kubeharness import wait_until
 
 TEMPLATE = Path(__file__).with_name("pod_template.yaml")
 _task_numbers = itertools.count()

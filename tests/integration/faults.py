@@ -21,9 +21,9 @@ from airflow.utils.state import TaskInstanceState
 from kubernetes import client
 from kubernetes.client import models as k8s
 
-from tests.harness.controlplane import POD_RULES, Cluster, Identity
+from kubeharness import Cluster, Identity, wait_until
+from tests.harness.executor_pods import POD_RULES
 from tests.integration.executor_helpers import Executor, pod_of, sync_until, watched
-from tests.integration.waiting import wait_until
 
 if TYPE_CHECKING:
     from airflow.models.taskinstance import TaskInstance

@@ -14,9 +14,9 @@ from kubernetes import client
 from airflow_provider_nsdiscovery.discovery.controller import NamespaceDiscovery
 from airflow_provider_nsdiscovery.discovery.permissions import RBAC_WATCH_RULE
 from airflow_provider_nsdiscovery.discovery.status import State
-from tests.harness.controlplane import NAMESPACE_READ_RULES, POD_RULES, Cluster, Identity
+from kubeharness import NAMESPACE_READ_RULES, Cluster, Identity, wait_until
+from tests.harness.executor_pods import POD_RULES
 from tests.integration.faults import SETTLE_TIMEOUT
-from tests.integration.waiting import wait_until
 
 AN_HOUR = 3600.0
 RBAC_WATCH_RULES = [

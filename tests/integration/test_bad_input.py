@@ -20,8 +20,9 @@ from kubernetes.client import models as k8s
 
 from airflow_provider_nsdiscovery.discovery.tenancy import ALLOWED_DAGS
 from airflow_provider_nsdiscovery.executors import DynamicNamespaceKubernetesExecutor
+from kubeharness import Cluster, Identity
 from tests.executor_config_forms import MALFORMED
-from tests.harness.controlplane import POD_RULES, Cluster, Identity
+from tests.harness.executor_pods import POD_RULES
 from tests.integration.executor_helpers import TEMPLATE, Executor, launch, pod_of, worker_pods
 
 

@@ -21,8 +21,8 @@ from kubernetes import client, utils
 from airflow_provider_nsdiscovery.discovery.access import access_allowed
 from airflow_provider_nsdiscovery.discovery.permissions import REQUIRED_PERMISSIONS, Permission
 from airflow_provider_nsdiscovery.get_provider_info import EXECUTOR
-from tests.harness.controlplane import NAMESPACE_READ_RULES, POD_RULES, Cluster, Identity
-from tests.integration.waiting import wait_until
+from kubeharness import NAMESPACE_READ_RULES, Cluster, Identity, wait_until
+from tests.harness.executor_pods import POD_RULES
 
 REPO_ROOT = Path(__file__).parents[2]
 Run = Callable[..., subprocess.CompletedProcess[str]]

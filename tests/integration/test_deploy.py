@@ -29,8 +29,7 @@ from airflow_provider_nsdiscovery.discovery.permissions import (
 )
 from airflow_provider_nsdiscovery.discovery.status import State
 from airflow_provider_nsdiscovery.get_provider_info import EXECUTOR
-from tests.harness.controlplane import Cluster, Identity
-from tests.integration.waiting import wait_until
+from kubeharness import Cluster, Identity, wait_until
 
 DEPLOY = Path(__file__).parents[2] / "deploy"
 PLACEHOLDER = "${TEAM_NAMESPACE}"

@@ -11,8 +11,8 @@ from kubernetes import client
 from airflow_provider_nsdiscovery.discovery.contracts import WatchPlan
 from airflow_provider_nsdiscovery.discovery.controller import NamespaceDiscovery
 from airflow_provider_nsdiscovery.discovery.status import State
-from tests.harness.controlplane import POD_RULES, Cluster, Identity
-from tests.integration.waiting import wait_until
+from kubeharness import Cluster, Identity, wait_until
+from tests.harness.executor_pods import POD_RULES
 
 ALL_MISSING = "create pods, get pods, list pods, watch pods, patch pods, delete pods, get pods/log"
 

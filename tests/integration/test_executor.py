@@ -17,14 +17,8 @@ from kubernetes import client
 from kubernetes.client import models as k8s
 
 from airflow_provider_nsdiscovery.discovery.status import State
-from tests.harness.controlplane import (
-    NAMESPACE_READ_RULES,
-    POD_RULES,
-    POD_WATCH_EVERYWHERE_RULES,
-    Cluster,
-    Identity,
-    PodPhase,
-)
+from kubeharness import NAMESPACE_READ_RULES, Cluster, Identity, PodPhase, wait_until
+from tests.harness.executor_pods import POD_RULES, POD_WATCH_EVERYWHERE_RULES
 from tests.integration.executor_helpers import (
     Executor,
     discovery_of,
@@ -37,7 +31,6 @@ from tests.integration.executor_helpers import (
     worker_pods,
 )
 from tests.integration.faults import without_verbs
-from tests.integration.waiting import wait_until
 
 if TYPE_CHECKING:
     from airflow.models.taskinstance import TaskInstance

@@ -24,15 +24,9 @@ from kubernetes.client.exceptions import ApiException
 
 from airflow_provider_nsdiscovery.discovery.status import State
 from airflow_provider_nsdiscovery.executors.scheduler import DynamicNamespaceKubernetesScheduler
-from tests.harness.controlplane import (
-    NAMESPACE_READ_RULES,
-    POD_RULES,
-    POD_WATCH_EVERYWHERE_RULES,
-    Cluster,
-    ControlPlane,
-    Identity,
-)
-from tests.harness.lossy_link import LossyLink
+from kubeharness import NAMESPACE_READ_RULES, Cluster, ControlPlane, Identity, wait_until
+from kubeharness.lossy_link import LossyLink
+from tests.harness.executor_pods import POD_RULES, POD_WATCH_EVERYWHERE_RULES
 from tests.integration.executor_helpers import Executor, launch, pod_of, sync_until, watched, worker_pods
 from tests.integration.faults import (
     CRASHES,
@@ -49,7 +43,6 @@ from tests.integration.faults import (
     throttled,
     without_verbs,
 )
-from tests.integration.waiting import wait_until
 
 FROZEN_LONGER_THAN_A_CREATE_MAY_TAKE = 30.0
 """Upstream's create has no timeout, so without ours the loop would wait here until the thaw."""

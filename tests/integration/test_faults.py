@@ -35,7 +35,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from airflow_provider_nsdiscovery.discovery.status import State
-from tests.harness.controlplane import NAMESPACE_READ_RULES, POD_RULES, Cluster, ControlPlane, Identity
+from kubeharness import NAMESPACE_READ_RULES, Cluster, ControlPlane, Identity, wait_until
+from tests.harness.executor_pods import POD_RULES
 from tests.integration.executor_helpers import (
     TEMPLATE,
     Executor,
@@ -58,7 +59,6 @@ from tests.integration.faults import (
     team_namespace,
     without_verbs,
 )
-from tests.integration.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 

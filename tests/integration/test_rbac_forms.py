@@ -17,14 +17,8 @@ from kubernetes import client
 from airflow_provider_nsdiscovery.discovery.access import AccessReviewer
 from airflow_provider_nsdiscovery.discovery.permissions import REQUIRED_PERMISSIONS
 from airflow_provider_nsdiscovery.discovery.status import AccessDecision
-from tests.harness.controlplane import (
-    POD_RULES,
-    RBAC_PROPAGATION_TIMEOUT,
-    Cluster,
-    Identity,
-    NamespaceFactory,
-)
-from tests.integration.waiting import wait_until
+from kubeharness import RBAC_PROPAGATION_TIMEOUT, Cluster, Identity, NamespaceFactory, wait_until
+from tests.harness.executor_pods import POD_RULES
 
 API_GROUP = "rbac.authorization.k8s.io"
 AGGREGATION_TIMEOUT = 30.0

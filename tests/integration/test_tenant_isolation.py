@@ -11,7 +11,8 @@ from kubernetes import client
 
 from airflow_provider_nsdiscovery.discovery.status import State
 from airflow_provider_nsdiscovery.discovery.tenancy import ALLOWED_DAGS
-from tests.harness.controlplane import POD_RULES, Cluster
+from kubeharness import Cluster
+from tests.harness.executor_pods import POD_RULES
 from tests.integration.executor_helpers import (
     Executor,
     discovery_of,

@@ -15,8 +15,8 @@ from kubernetes import client
 from airflow_provider_nsdiscovery.discovery.access import AccessReviewer
 from airflow_provider_nsdiscovery.discovery.permissions import REQUIRED_PERMISSIONS
 from airflow_provider_nsdiscovery.discovery.status import State
-from tests.harness.controlplane import NAMESPACE_READ_RULES, ControlPlane, Identity, find_binaries
-from tests.harness.webhook_authorizer import WebhookAuthorizer
+from kubeharness import NAMESPACE_READ_RULES, ControlPlane, Identity, find_binaries
+from kubeharness.webhook_authorizer import WebhookAuthorizer
 from tests.integration.executor_helpers import Executor
 
 ALL_REQUIRED = tuple(str(p) for p in REQUIRED_PERMISSIONS)

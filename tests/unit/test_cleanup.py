@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from airflow_provider_nsdiscovery.cleanup import PodCleanup, PodCleanupJob
-from tests.integration.waiting import wait_until
+from kubeharness import wait_until
 
 JOB = PodCleanupJob("delete", "team-a", "pod-1")
 

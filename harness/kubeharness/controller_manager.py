@@ -27,7 +27,7 @@ CONTROLLERS = (
 MISSING_HINT = (
     "kube-controller-manager is needed next to kube-apiserver and etcd (setup-envtest ships "
     "only those two): copy one of the same Kubernetes version there, or unset KUBEBUILDER_ASSETS "
-    "so tests/harness/build-controlplane.sh builds all three"
+    "so harness/kubeharness/build-controlplane.sh builds all three"
 )
 
 

@@ -13,15 +13,19 @@ from kubernetes import client
 from kubernetes import config as kube_config
 from kubernetes.client.exceptions import ApiException
 
-from tests.harness.controlplane import (
-    POD_RULES,
+from kubeharness import (
     SERVICE_ACCOUNT_ISSUER,
     Cluster,
     ControlPlane,
     NamespaceFactory,
     find_binaries,
+    wait_until,
 )
-from tests.integration.waiting import wait_until
+
+POD_RULES: list[client.V1PolicyRule] = [
+    client.V1PolicyRule(api_groups=[""], resources=["pods"], verbs=["create", "get", "list", "delete"]),
+    client.V1PolicyRule(api_groups=[""], resources=["pods/log"], verbs=["get"]),
+]
 
 
 def _pod(name: str) -> client.V1Pod:
