@@ -13,7 +13,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.exceptions import AirflowConfigException
 from airflow.providers.cncf.kubernetes.executors import kubernetes_executor_utils
@@ -394,17 +394,26 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
             super().end()
 
 
+def _api_status(err: Exception) -> int | None:
+    """The HTTP status in an ApiException of either client (see _handle_pod_publish_error); None for
+    an error that carries no answer of the API server."""
+    from kubernetes_asyncio.client.exceptions import ApiException as AsyncApiException  # noqa: PLC0415
+
+    if isinstance(err, (ApiException, AsyncApiException)):
+        return cast("int | None", err.status)
+    return None
+
+
 def _no_pod_was_made_yet(err: Exception) -> bool:
     """A transient failure after which the pod surely does not exist: the API server asked us to
     come back (429, 503) or was never reached. Upstream fails such a task at once with its default
     ``task_publish_max_retries = 0``; a transient error must not fail a task. Errors after which the
-    pod might exist (a reset or timeout mid-request, other 5xx) are left to upstream: trying again
-    could create a second pod for the same try."""
+    pod might exist are _pod_may_have_been_made's: retrying those blindly could create a second pod
+    for the same try."""
     from aiohttp import ClientConnectorError  # noqa: PLC0415 (the asyncio client's transport)
-    from kubernetes_asyncio.client.exceptions import ApiException as AsyncApiException  # noqa: PLC0415
 
-    if isinstance(err, (ApiException, AsyncApiException)):
-        return err.status in (HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.SERVICE_UNAVAILABLE)
+    if (status := _api_status(err)) is not None:
+        return status in (HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.SERVICE_UNAVAILABLE)
     return isinstance(_cause(err), (NewConnectionError, ConnectionRefusedError, ClientConnectorError))
 
 
@@ -417,10 +426,9 @@ def _pod_may_have_been_made(err: Exception) -> bool:
     connection broken mid-request, or a 5xx from a proxy or an API server that failed after
     storing (500, 502, 504). A 503 says "come back", so it is in ``_no_pod_was_made_yet``."""
     from aiohttp import ServerDisconnectedError, ServerTimeoutError  # noqa: PLC0415 (asyncio client)
-    from kubernetes_asyncio.client.exceptions import ApiException as AsyncApiException  # noqa: PLC0415
 
-    if isinstance(err, (ApiException, AsyncApiException)):
-        return err.status in (
+    if (status := _api_status(err)) is not None:
+        return status in (
             HTTPStatus.INTERNAL_SERVER_ERROR,
             HTTPStatus.BAD_GATEWAY,
             HTTPStatus.GATEWAY_TIMEOUT,
@@ -430,24 +438,12 @@ def _pod_may_have_been_made(err: Exception) -> bool:
 
 
 def _already_exists(err: Exception) -> bool:
-    from kubernetes_asyncio.client.exceptions import ApiException as AsyncApiException  # noqa: PLC0415
-
-    return (
-        isinstance(err, (ApiException, AsyncApiException))
-        and err.status == HTTPStatus.CONFLICT
-        and ("AlreadyExists" in str(err.body))
-    )
+    return _api_status(err) == HTTPStatus.CONFLICT and "AlreadyExists" in str(getattr(err, "body", ""))
 
 
 def _is_forbidden(err: Exception) -> bool:
     """A 403 from either client that is about RBAC (a quota refusal is retried by upstream)."""
-    from kubernetes_asyncio.client.exceptions import ApiException as AsyncApiException  # noqa: PLC0415
-
-    return (
-        isinstance(err, (ApiException, AsyncApiException))
-        and err.status == HTTPStatus.FORBIDDEN
-        and "exceeded quota" not in _api_message(err)
-    )
+    return _api_status(err) == HTTPStatus.FORBIDDEN and "exceeded quota" not in _api_message(err)
 
 
 def _api_message(err: Any) -> str:
