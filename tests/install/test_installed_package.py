@@ -71,6 +71,14 @@ def test_the_wheel_carries_the_apache_license(installed: Installed) -> None:
     assert installed.dist_info("/licenses/LICENSE") == (REPO / "LICENSE").read_bytes()
 
 
+def test_the_wheel_holds_the_provider_and_none_of_the_test_harness(installed: Installed) -> None:
+    """harness/ (kubeharness) and the tests sit beside the package in the checkout; users get
+    neither."""
+    with zipfile.ZipFile(installed.wheel) as wheel:
+        top_level = {name.split("/")[0] for name in wheel.namelist()}
+    assert {name for name in top_level if not name.endswith(".dist-info")} == {"airflow_provider_nsdiscovery"}
+
+
 def test_the_wheel_is_classified_as_an_airflow_provider(installed: Installed) -> None:
     """PyPI and Airflow's provider listings search by this classifier."""
     assert "Framework :: Apache Airflow :: Provider" in installed.metadata().get_all("Classifier", [])
