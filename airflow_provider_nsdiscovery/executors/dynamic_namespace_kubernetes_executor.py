@@ -90,7 +90,7 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
             raise AirflowConfigException(str(err)) from None
         self.discovery: NamespaceDiscovery | None = None
         self._metrics = DiscoveryMetrics()
-        self._refusals = RefusalReports(self.log_task_event)
+        self._refusals = RefusalReports(self)
         self._adoption_namespaces: set[str] = set()
         self._refused_at_launch: set[Any] = set()
         self._sweep: threading.Thread | None = None
@@ -123,6 +123,7 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
 
     def sync(self) -> None:
         super().sync()
+        self._refusals.hold_queued_events()
         if self.discovery is None or not isinstance(self.kube_scheduler, DynamicNamespaceKubernetesScheduler):
             return
         for key, _ in self.discovery.placement.items():

@@ -6,7 +6,7 @@ of a "state mismatch" audit event. Now the executor also
 
 - adds a "namespace refused" event to the audit log through ``BaseExecutor.log_task_event``, which
   the scheduler saves in its own session right after the executor events (nothing here touches
-  the database);
+  the database; see :meth:`RefusalReports.hold_queued_events` for what Airflow needs from us);
 - writes the reason and the fix into the file the try's log would have been: the path the
   scheduler rendered into the workload (``ExecuteTask.log_path``, from the log filename template
   the api-server reads with), under ``[logging] base_log_folder``, as the JSON lines the task
@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from airflow_provider_nsdiscovery.cleanup import RetriedJobs
 from airflow_provider_nsdiscovery.discovery.status import NamespaceStatus
@@ -105,21 +105,32 @@ def write_task_log(job: TaskLogJob) -> None:
         remote.upload(job.log_path, job.ti)
 
 
+class AuditLog(Protocol):
+    """What Airflow's BaseExecutor offers for audit records: the method, and the queue it fills."""
+
+    @property
+    def _task_event_logs(self) -> Iterable[Any]: ...
+
+    def log_task_event(self, *, event: str, extra: str, ti_key: Any) -> None: ...
+
+
 class RefusalReports:
     """Reports refusals; :meth:`report` runs on the scheduler loop, returns at once, never raises.
 
-    ``log_task_event`` is the executor's own (``BaseExecutor.log_task_event``).
+    ``executor`` is the executor itself: its ``log_task_event`` queues audit records that the
+    scheduler saves.
     """
 
     def __init__(
         self,
-        log_task_event: Callable[..., None],
+        executor: AuditLog,
         write: Callable[[TaskLogJob], None] = write_task_log,
         *,
         base_delay: float = 1.0,
         max_delay: float = 60.0,
     ) -> None:
-        self._log_task_event = log_task_event
+        self._executor = executor
+        self._held: list[Any] = []
         self.writer: RetriedJobs[TaskLogJob] = RetriedJobs(
             "nsd-refusal-logs",
             write,
@@ -144,12 +155,25 @@ class RefusalReports:
         try:
             # The workload's key is the TaskInstanceKey the Log model takes, whatever key the executor uses.
             ti_key = getattr(ti, "key", None) or key
-            self._log_task_event(event=REFUSED_EVENT, extra=refusal.message, ti_key=ti_key)
+            self._executor.log_task_event(event=REFUSED_EVENT, extra=refusal.message, ti_key=ti_key)
+            self.hold_queued_events()
         except Exception:
             log.exception("Could not add the audit event of the refusal of %s", key)
         log_path = getattr(workload, "log_path", None)
         if isinstance(log_path, str) and log_path:
             self.writer.submit(TaskLogJob(log_path, task_log_text(refusal, datetime.now(UTC)), ti))
+
+    def hold_queued_events(self) -> None:
+        """Hold the audit records still queued until the next call (the executor's next sync).
+
+        Airflow 3.1 to 3.3 save them with ``session.bulk_save_objects`` over a generator that pops
+        each record off the queue; SQLAlchemy keeps only a weak reference to an object whose state
+        it is about to insert, so a record that nothing else holds is freed first and its insert
+        fails ("NOT NULL constraint failed: log.event"): the scheduler logs the error and every
+        record of that loop is lost. The scheduler takes the queue after each heartbeat, so the
+        records held at one sync are saved (or lost for another reason) by the next.
+        """
+        self._held = list(self._executor._task_event_logs)
 
 
 def _workload(command: Any) -> Any:
