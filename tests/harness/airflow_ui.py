@@ -100,8 +100,19 @@ class AirflowUI:
 
     def open_task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> None:
         """The task instance's page, whose first tab is its log, at ``try_number``."""
+        self.page.goto(f"{self._task_url(dag_id, run_id, task_id)}?try_number={try_number}")
+
+    def wrap_log_lines(self) -> None:
+        """The log viewer's "w" shortcut: long lines (a kubectl fix) wrap instead of running off."""
+        self.page.keyboard.press("w")
+
+    def open_task_audit_log(self, dag_id: str, run_id: str, task_id: str) -> None:
+        """The task instance's "Audit Log" tab."""
+        self.page.goto(f"{self._task_url(dag_id, run_id, task_id)}/events")
+
+    def _task_url(self, dag_id: str, run_id: str, task_id: str) -> str:
         path = "/".join(quote(part, safe="") for part in (dag_id, "runs", run_id, "tasks", task_id))
-        self.page.goto(f"{self.base_url}/dags/{path}?try_number={try_number}")
+        return f"{self.base_url}/dags/{path}"
 
     def wait_for_text(self, text: str) -> None:
         """Until ``text`` is shown on the page (the log loads after the page, line by line)."""
