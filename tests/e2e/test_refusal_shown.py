@@ -79,6 +79,14 @@ def refused(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Refused]:
         yield Refused(scenario, stack, tis)
 
 
+@pytest.fixture(scope="module")
+def ui(refused: Refused) -> Iterator[AirflowUI]:
+    """One browser, signed in once, for the module's UI checks."""
+    with AirflowUI(refused.stack.base_url, "admin", refused.stack.password) as browser:
+        browser.sign_in()
+        yield browser
+
+
 def log_lines(refused: Refused, task_id: str) -> list[dict[str, Any]]:
     """The try's log as the REST API serves it to the UI, source details left out."""
     response = refused.stack.http.get(
@@ -106,22 +114,20 @@ def test_the_rest_api_serves_each_refused_try_s_log_with_the_reason_and_the_fix(
 
 
 def test_the_ui_shows_the_refused_try_s_log_with_the_reason_and_the_fix(
-    refused: Refused, tmp_path: Path
+    refused: Refused, ui: AirflowUI, tmp_path: Path
 ) -> None:
     reason, fix, not_run = (text for _, text in expected_lines()["forbidden"])
-    with AirflowUI(refused.stack.base_url, "admin", refused.stack.password) as ui:
-        ui.sign_in()
-        ui.open_task_log(DAG_ID, refused.scenario.run_id, "forbidden", 1)
-        ui.wait_for_text(reason)
-        ui.wrap_log_lines()
-        for text in (fix, not_run):
-            ui.wait_for_text(text)
-        shot = ui.screenshot(tmp_path / "refused-task-log.png", ARTIFACTS / "refused-task-log.png")
+    ui.open_task_log(DAG_ID, refused.scenario.run_id, "forbidden", 1)
+    ui.wait_for_text(reason)
+    ui.wrap_log_lines()
+    for text in (fix, not_run):
+        ui.wait_for_text(text)
+    shot = ui.screenshot(tmp_path / "refused-task-log.png", ARTIFACTS / "refused-task-log.png")
     assert shot.stat().st_size > 0
 
 
 def test_each_refusal_is_one_namespace_refused_event_in_the_audit_log_and_the_ui(
-    refused: Refused, tmp_path: Path
+    refused: Refused, ui: AirflowUI, tmp_path: Path
 ) -> None:
     run_id = refused.scenario.run_id
     for task_id, expected in expected_lines().items():
@@ -132,11 +138,9 @@ def test_each_refusal_is_one_namespace_refused_event_in_the_audit_log_and_the_ui
         assert events[0]["extra"] == reason
         assert reason is not None
         assert expected[0][1].removeprefix("Task not launched: ") in reason
-    with AirflowUI(refused.stack.base_url, "admin", refused.stack.password) as ui:
-        ui.sign_in()
-        ui.open_task_audit_log(DAG_ID, run_id, "forbidden")
-        ui.wait_for_text(REFUSED_EVENT)
-        ui.screenshot(tmp_path / "refused-task-audit-log.png", ARTIFACTS / "refused-task-audit-log.png")
+    ui.open_task_audit_log(DAG_ID, run_id, "forbidden")
+    ui.wait_for_text(REFUSED_EVENT)
+    ui.screenshot(tmp_path / "refused-task-audit-log.png", ARTIFACTS / "refused-task-audit-log.png")
 
 
 def test_each_refused_task_was_reported_once_and_nothing_failed_on_the_way(refused: Refused) -> None:
