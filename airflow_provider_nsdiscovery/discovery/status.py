@@ -116,9 +116,13 @@ class NamespaceStatus:
         return self.state is not State.FORBIDDEN or self.confirmed
 
     @property
+    def summary(self) -> str:
+        """What is decided and why, without the fix (a task log gives the fix a line of its own)."""
+        return f"namespace '{self.name}' {self.state.headline}: {self.reason}"
+
+    @property
     def message(self) -> str:
-        text = f"namespace '{self.name}' {self.state.headline}: {self.reason}"
-        return f"{text} ({self.fix})" if self.fix else text
+        return f"{self.summary} ({self.fix})" if self.fix else self.summary
 
 
 def is_valid_namespace_name(name: str) -> bool:

@@ -28,10 +28,11 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError,
 from airflow_provider_nsdiscovery.config import SECTION, SettingsError
 from airflow_provider_nsdiscovery.discovery.contracts import WatchPlan
 from airflow_provider_nsdiscovery.discovery.controller import NamespaceDiscovery
-from airflow_provider_nsdiscovery.discovery.status import State, is_valid_namespace_name
+from airflow_provider_nsdiscovery.discovery.status import NamespaceStatus, State, is_valid_namespace_name
 from airflow_provider_nsdiscovery.discovery.wiring import connect
 from airflow_provider_nsdiscovery.executor_config import executor_config_problem
 from airflow_provider_nsdiscovery.executors.metrics import DiscoveryMetrics
+from airflow_provider_nsdiscovery.executors.refusal_log import Refusal, RefusalReports
 from airflow_provider_nsdiscovery.executors.scheduler import (
     DynamicNamespaceKubernetesScheduler,
     NamespaceRefusedError,
@@ -89,6 +90,7 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
             raise AirflowConfigException(str(err)) from None
         self.discovery: NamespaceDiscovery | None = None
         self._metrics = DiscoveryMetrics()
+        self._refusals = RefusalReports(self)
         self._adoption_namespaces: set[str] = set()
         self._refused_at_launch: set[Any] = set()
         self._sweep: threading.Thread | None = None
@@ -105,6 +107,7 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
                 f"{err}. Point config_file at a readable kubeconfig, or set in_cluster = True when the "
                 "scheduler runs in the cluster"
             ) from err
+        self._refusals.start()
         self.discovery = connect(self.discovery_settings, api_client, on_change=self._plan_changed)
         self.discovery.start()
         self.log.info(
@@ -120,13 +123,15 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
 
     def sync(self) -> None:
         super().sync()
+        self._refusals.hold_queued_events()
         if self.discovery is None or not isinstance(self.kube_scheduler, DynamicNamespaceKubernetesScheduler):
             return
         for key, _ in self.discovery.placement.items():
             if key not in self.running:
                 self.discovery.placement.remove(key)  # finished, failed or revoked
         self._fail_unwatchable_tasks(self.discovery)
-        self._metrics.emit(self.discovery, self.kube_scheduler)
+        writer = self._refusals.writer.health
+        self._metrics.emit(self.discovery, self.kube_scheduler, loops=[writer] if writer else [])
 
     def _adopt_completed_pods(self, kube_client: Any) -> None:
         """Upstream's periodic sweep for finished pods of dead schedulers, moved off the scheduler
@@ -179,6 +184,7 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
         self.log.error("Task %s not launched: %s", key, problem)
         if self.discovery is not None:
             self.discovery.counters.refusals[INVALID_EXECUTOR_CONFIG] += 1
+        self._refusals.report(key, command, Refusal(problem))
         self.fail(key, problem)
         self._refused_at_launch.add(key)
 
@@ -336,12 +342,12 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
         # No pod was created: the task is not in that namespace (a retry places it again).
         namespace = self._unplace(task)
         if isinstance(e, NamespaceRefusedError):
-            self._refuse(task, e.status.message, e.status.state)
+            self._refuse(task, e.status)
             return False
         if _is_forbidden(e) and namespace is not None and self.discovery is not None:
             status = self.discovery.recheck(namespace, f"creating a pod was refused: {_api_message(e)}")
             if status.state not in (State.PERMITTED, State.PENDING):
-                self._refuse(task, status.message, status.state)
+                self._refuse(task, status)
                 return False
             if _RBAC_DENIAL in _api_message(e):
                 # Our own review does not confirm the refusal: an API server whose authorizer is
@@ -368,11 +374,14 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
             self.task_queue.put(task)
         return True
 
-    def _refuse(self, task: KubernetesJob, message: str, state: State) -> None:
-        self.log.error("Task %s not launched: %s", task.key, message)
+    def _refuse(self, task: KubernetesJob, status: NamespaceStatus) -> None:
+        """The reason goes to the scheduler log, the task's log and audit log (see refusal_log.py),
+        and with the failure, which the scheduler records as "state mismatch" (the task is queued)."""
+        self.log.error("Task %s not launched: %s", task.key, status.message)
         if self.discovery is not None:
-            self.discovery.counters.refusals[state.value] += 1
-        self.fail(task.key, message)
+            self.discovery.counters.refusals[status.state.value] += 1
+        self._refusals.report(task.key, task.command, Refusal.of(status))
+        self.fail(task.key, status.message)
         self.task_publish_retries.pop(task.key, None)
         self._scheduler.creates.answered(task.key)
 
@@ -388,6 +397,7 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
 
     def end(self) -> None:
         try:
+            self._refusals.stop()
             if self.discovery is not None:
                 self.discovery.stop()
         finally:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ from airflow_provider_nsdiscovery.discovery.status import State
 if TYPE_CHECKING:
     from airflow_provider_nsdiscovery.discovery.controller import NamespaceDiscovery
     from airflow_provider_nsdiscovery.executors.scheduler import DynamicNamespaceKubernetesScheduler
+    from airflow_provider_nsdiscovery.loops import LoopHealth
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +41,19 @@ class DiscoveryMetrics:
         self._sent: Counter[str] = Counter()
         self._unhealthy: frozenset[str] = frozenset()
 
-    def emit(self, discovery: NamespaceDiscovery, scheduler: DynamicNamespaceKubernetesScheduler) -> None:
+    def emit(
+        self,
+        discovery: NamespaceDiscovery,
+        scheduler: DynamicNamespaceKubernetesScheduler,
+        loops: Sequence[LoopHealth] = (),
+    ) -> None:
+        """``loops``: the executor's own supervised loops, beside discovery's and the scheduler's."""
         states = Counter(status.state for status in discovery.table.snapshot().values())
         for state in State:
             Stats.gauge(stat_name("namespaces", state.value), states[state], tags={"state": state.value})
         Stats.gauge(stat_name("watchers_running"), len(scheduler.kube_watchers))
         Stats.gauge(stat_name("pods_left_behind"), len(scheduler.cleanup.pending))
-        self._emit_loops(discovery, scheduler)
+        self._emit_loops(discovery, scheduler, loops)
         counters = discovery.counters
         hits, misses = counters.validation_hits, counters.validation_misses
         if hits + misses:
@@ -69,10 +77,13 @@ class DiscoveryMetrics:
             Stats.timing(stat_name("discovery_latency"), timedelta(seconds=seconds))
 
     def _emit_loops(
-        self, discovery: NamespaceDiscovery, scheduler: DynamicNamespaceKubernetesScheduler
+        self,
+        discovery: NamespaceDiscovery,
+        scheduler: DynamicNamespaceKubernetesScheduler,
+        own: Sequence[LoopHealth],
     ) -> None:
         """Liveness of every supervised loop: a gauge, and a log line when the set of failing ones changes."""
-        loops = [*discovery.health(), *scheduler.watcher_health()]
+        loops = [*discovery.health(), *scheduler.watcher_health(), *own]
         if scheduler.cleanup.health is not None:
             loops.append(scheduler.cleanup.health)
         unhealthy = frozenset(loop.describe() for loop in loops if not loop.healthy)

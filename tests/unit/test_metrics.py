@@ -139,6 +139,15 @@ def test_loops_gauge_counts_healthy_and_failing_loops_of_discovery_watchers_and_
     assert gauges[(f"{LOOPS}.failing", (("health", "failing"),))] == 3
 
 
+def test_loops_gauge_counts_the_executor_s_own_loops_too(stats: RecordingStats) -> None:
+    refusal_logs = failing("nsd-refusal-logs")
+    metrics.DiscoveryMetrics().emit(_discovery(), _scheduler(), loops=[refusal_logs])  # type: ignore[arg-type]
+
+    gauges = stats.gauges()
+    assert gauges[(f"{LOOPS}.ok", (("health", "ok"),))] == 4
+    assert gauges[(f"{LOOPS}.failing", (("health", "failing"),))] == 1
+
+
 def test_loops_gauge_leaves_out_a_cleanup_loop_that_was_never_started(stats: RecordingStats) -> None:
     metrics.DiscoveryMetrics().emit(_discovery(), _scheduler(cleanup_health=None))  # type: ignore[arg-type]
 
