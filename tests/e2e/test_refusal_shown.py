@@ -21,9 +21,9 @@ from airflow_provider_nsdiscovery.discovery import remedies
 from airflow_provider_nsdiscovery.discovery.permissions import REQUIRED_PERMISSIONS
 from airflow_provider_nsdiscovery.executor_config import executor_config_problem
 from airflow_provider_nsdiscovery.executors.refusal_log import NOT_RUN, REFUSED_EVENT
+from kubeharness import require_cluster
 from tests.harness.airflow_stack import REPO_ROOT, AirflowStack, TaskInstance, tail, wait_for
 from tests.harness.airflow_ui import AirflowUI, require_browser
-from tests.harness.controlplane import require_cluster
 from tests.harness.refusal_scenario import DAG_ID, FORBIDDEN_NAMESPACE, TASK_IDS, RefusalScenario
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
+from kubeharness import NAMESPACE_READ_RULES, Cluster, Identity
 from tests.harness.airflow_stack import REPO_ROOT, AirflowStack, TaskInstance
-from tests.harness.controlplane import NAMESPACE_READ_RULES, POD_RULES, Cluster, Identity
+from tests.harness.executor_pods import POD_RULES
 
 DAGS_FOLDER = REPO_ROOT / "tests" / "e2e" / "refusal_dags"
 DAG_ID = "refused_tasks"

@@ -29,7 +29,7 @@ from airflow_provider_nsdiscovery.executors.refusal_log import (
     task_log_text,
     write_task_log,
 )
-from tests.integration.waiting import wait_until
+from kubeharness import wait_until
 
 KEY = TaskInstanceKey("nsd_dag", "team_b", "manual__1", 2, -1)
 LOG_PATH = "dag_id=nsd_dag/run_id=manual__1/task_id=team_b/attempt=2.log"
