@@ -1,8 +1,8 @@
 """Scheduler high availability: one of two schedulers is killed while its tasks run; the other adopts them.
 
 Set-up: the control plane (kube-apiserver, etcd, kube-controller-manager), a throwaway PostgreSQL
-server (:mod:`tests.harness.postgres`: Airflow runs several schedulers only on a database with row
-locks), the scheduler's ServiceAccount ``airflow/scheduler`` and three team namespaces, labelled and
+server (:mod:`tests.harness.postgres`: Airflow supports several schedulers only on a database with
+row locks), the scheduler's ServiceAccount ``airflow/scheduler`` and three team namespaces, labelled and
 granted, and Airflow (:mod:`tests.harness.airflow_stack`) with two scheduler processes whose
 metrics go to one StatsD listener under a prefix each. ``tests/e2e/dags/ha_adoption.py`` runs two
 mapped tasks per team namespace; those of ``in_hooked`` name no namespace and land in theirs only

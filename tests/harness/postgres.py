@@ -1,10 +1,11 @@
 """A throwaway PostgreSQL cluster on loopback, for tests that need Airflow's production database.
 
-Several schedulers need a database with row locks (``SELECT ... FOR UPDATE SKIP LOCKED``); Airflow
-refuses to run more than one scheduler on SQLite. :class:`Postgres` runs Debian's ``postgresql``
-binaries as a child of the test run: ``initdb`` into a fresh temporary directory, then the
-``postgres`` server itself on a free 127.0.0.1 port with its unix socket in that directory. No
-system service, no port or socket outside the directory, nothing left behind.
+Several schedulers need a database with row locks (``SELECT ... FOR UPDATE SKIP LOCKED``), which
+SQLite lacks: Airflow supports scheduler replicas on PostgreSQL and MySQL 8 only.
+:class:`Postgres` runs Debian's ``postgresql`` binaries as a child of the test run: ``initdb`` into
+a fresh temporary directory, then the ``postgres`` server itself on a free 127.0.0.1 port with its
+unix socket in that directory. No system service, no port or socket outside the directory,
+nothing left behind.
 
 The server is started directly rather than through ``pg_ctl start``: pg_ctl detaches it, so a
 killed test run would leave it running; as our child it gets ``PR_SET_PDEATHSIG`` like the control
