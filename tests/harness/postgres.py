@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from tests.harness.controlplane import _die_with_parent, _free_ports, _tail
+from tests.harness.controlplane import _OWNER_FILE, _TMP_PREFIX, _die_with_parent, _free_ports, _tail
 
 INSTALL_HINT = "PostgreSQL server binaries not found: apt-get install -y postgresql"
 UNPRIVILEGED_USER = "nobody"
@@ -58,7 +58,9 @@ class Postgres:
             raise RuntimeError(INSTALL_HINT)
         self.bindir = found
         self.port = _free_ports(1)[0]
-        self.tmpdir = Path(tempfile.mkdtemp(prefix="nsd-postgres-"))
+        # Named like the control plane's, so that its sweep removes what a SIGKILLed run left.
+        self.tmpdir = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}postgres-"))
+        (self.tmpdir / _OWNER_FILE).write_text(str(os.getpid()))
         self.datadir = self.tmpdir / "data"
         self.log_path = self.tmpdir / "postgres.log"
         self._process: subprocess.Popen[bytes] | None = None
