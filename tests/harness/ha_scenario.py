@@ -301,6 +301,14 @@ class HaScenario:
         tis = self._wait_for_mapped(task_ids, timeout)
         stack.wait_for_dag_run(self.dag_id, self.run_id, timeout=timeout)
         left = self._wait_until_no_pod_is_left(timeout)
+        # The task sets its own state; the executor's event for it is processed a loop later, and
+        # a row another process holds locked is skipped until the next loop.
+        wait_for(
+            lambda: len(self._finished_reports()) >= tasks,
+            "every task's executor event to be processed",
+            timeout=timeout,
+            check=stack.check_alive,
+        )
         # Drained: the unlabelled namespace's tasks are done, so it is neither used nor watched.
         survivor_gauges = self._converged(
             SURVIVOR, permitted=everything - 1, watched=everything - 1, timeout=timeout
