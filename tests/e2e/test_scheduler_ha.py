@@ -17,6 +17,7 @@ import pytest
 
 from tests.harness.controlplane import require_cluster
 from tests.harness.ha_scenario import SURVIVOR, UNLABELLED, HaResult, HaScenario, describe
+from tests.harness.postgres import require_postgres
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.timeout(600)
 
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HaScenario, HaResult]]:
+    require_postgres()
     workdir = tmp_path_factory.mktemp("ha")
     with HaScenario(require_cluster(), workdir, progress=log.info) as ha:
         try:

@@ -16,6 +16,7 @@ import pytest
 
 from tests.harness.controlplane import require_cluster
 from tests.harness.ha_load import LoadResult, LoadScenario
+from tests.harness.postgres import require_postgres
 
 NAMESPACES = 200
 SCHEDULERS = 2
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.timeout(600 + STEADY_SECONDS)
 
 @pytest.fixture(scope="module")
 def load(tmp_path_factory: pytest.TempPathFactory) -> LoadResult:
+    require_postgres()
     workdir = tmp_path_factory.mktemp("ha-load")
     with LoadScenario(require_cluster(), workdir, namespaces=NAMESPACES, schedulers=SCHEDULERS) as scenario:
         scenario.start()

@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+import pytest
+
 from tests.harness.controlplane import _OWNER_FILE, _TMP_PREFIX, _die_with_parent, _free_ports, _tail
 
 INSTALL_HINT = "PostgreSQL server binaries not found: apt-get install -y postgresql"
@@ -43,6 +45,17 @@ def find_bindir() -> Path | None:
         if (bindir / "initdb").is_file() and (bindir / "postgres").is_file():
             return bindir
     return None
+
+
+def require_postgres() -> Path:
+    """The binaries' directory, or skip with how to install them; in CI a skip would hide that
+    nothing was tested, so it fails instead (as :func:`tests.harness.controlplane.require_cluster`)."""
+    bindir = find_bindir()
+    if bindir is not None:
+        return bindir
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true but {INSTALL_HINT}", pytrace=False)
+    pytest.skip(INSTALL_HINT)
 
 
 class Postgres:
