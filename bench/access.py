@@ -43,7 +43,7 @@ from airflow_provider_nsdiscovery.discovery.permissions import RBAC_WATCH_RULE
 from airflow_provider_nsdiscovery.discovery.status import State
 from airflow_provider_nsdiscovery.discovery.wiring import connect
 from kubeharness import ENABLE_HINT, NAMESPACE_READ_RULES, Cluster, Identity, resolve
-from tests.harness.executor_pods import POD_RULES
+from tests.harness.fleet import team_namespaces
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks-access.md"
 LABEL = "nsd-bench-access"
@@ -89,30 +89,6 @@ class Run:
 
 def _load() -> float:
     return os.getloadavg()[0]
-
-
-def _teams(cluster: Cluster, count: int, prefix: str, identities: list[Identity]) -> list[str]:
-    """Labelled namespaces where each identity may manage pods: created directly, without waiting
-    for each grant to be in force (the first reviews come after all of them are made)."""
-    admin = client.CoreV1Api(cluster.admin_api_client())
-    rbac = client.RbacAuthorizationV1Api(admin.api_client)
-    role = client.V1Role(metadata=client.V1ObjectMeta(name=GRANT), rules=list(POD_RULES))
-    subjects = [
-        client.RbacV1Subject(kind="ServiceAccount", name=i.name, namespace=i.namespace) for i in identities
-    ]
-    binding = client.V1RoleBinding(
-        metadata=client.V1ObjectMeta(name=GRANT),
-        role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name=GRANT),
-        subjects=subjects,
-    )
-    names = [f"{prefix}-{n:04d}" for n in range(count)]
-    for name in names:
-        admin.create_namespace(
-            client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={LABEL: "true"}))
-        )
-        rbac.create_namespaced_role(name, role)
-        rbac.create_namespaced_role_binding(name, binding)
-    return names
 
 
 def _discovery(identity: Identity) -> NamespaceDiscovery:
@@ -247,7 +223,9 @@ def main() -> int:
         )
         poller = cluster.service_account_client(f"bp-{tag}", "scheduler", cluster_rules=reads)
         print(f"creating {args.namespaces} labelled namespaces with RoleBindings", flush=True)
-        names = _teams(cluster, args.namespaces, f"ba-{tag}", [watcher, poller])
+        names = team_namespaces(
+            cluster, args.namespaces, f"ba-{tag}", [watcher, poller], label=LABEL, role=GRANT
+        )
         run = Run(floor_review=one_review(watcher, names[0]))
         for mode, identity in (("RBAC watch", watcher), ("polling only", poller)):
             print(f"{mode}: discovery starting", flush=True)

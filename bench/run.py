@@ -41,14 +41,12 @@ import random
 import re
 import shutil
 import signal
-import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,6 +67,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from tests.harness.apiserver_metrics import ApiMetrics, request_delta  # noqa: E402 - needs REPO on sys.path
+
 POD_TEMPLATE = REPO / "tests" / "integration" / "pod_template.yaml"
 DOC = REPO / "docs" / "benchmarks.md"
 SELECTOR_KEY = "nsd-bench"
@@ -81,16 +81,6 @@ GOAL_WATCH_P99_MS = 250.0
 GOAL_CHECK_HIT_US = 20.0
 GOAL_RSS_RATIO_AT_100 = 0.2
 GOAL_DISCOVERY_1000_S = 10.0
-
-# API server request kinds that the scheduler's identity makes; everything else on /metrics is the
-# API server talking to itself (leases, APF) or the bench scraping /metrics.
-SCHEDULER_RESOURCES = {
-    "namespaces",
-    "pods",
-    "selfsubjectrulesreviews",
-    "selfsubjectaccessreviews",
-    "selfsubjectreviews",
-}
 
 
 def log(message: str) -> None:
@@ -644,62 +634,6 @@ def percentile(values: list[float], p: float) -> float:
 
 
 # ---------------------------------------------------------------------------------------------
-# API server metrics
-
-
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)\{(.*)\} (\S+)$")
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-
-
-class ApiMetrics:
-    """Reads kube-apiserver /metrics with the admin token."""
-
-    def __init__(self, cluster: Any) -> None:
-        context = ssl.create_default_context(cafile=str(cluster.ca_file))
-        self._opener = urllib.request.build_opener(
-            urllib.request.ProxyHandler({}),
-            urllib.request.HTTPSHandler(context=context),
-        )
-        self._request = urllib.request.Request(
-            f"{cluster.host}/metrics",
-            headers={"Authorization": f"Bearer {cluster.admin_token}"},
-        )
-
-    def scrape(self) -> dict[str, Any]:
-        """Completed requests by (verb, resource); open long-running requests by (verb, resource, scope)."""
-        with self._opener.open(self._request, timeout=30) as response:
-            text = response.read().decode()
-        requests: Counter[str] = Counter()
-        longrunning: Counter[str] = Counter()
-        for line in text.splitlines():
-            if not line.startswith(("apiserver_request_total{", "apiserver_longrunning_requests{")):
-                continue
-            match = _SAMPLE.match(line)
-            if not match:
-                continue
-            labels = dict(_LABEL.findall(match.group(2)))
-            value = float(match.group(3))
-            resource = labels.get("resource", "")
-            if labels.get("subresource"):
-                resource = f"{resource}/{labels['subresource']}"
-            if match.group(1) == "apiserver_request_total":
-                if labels.get("resource") in SCHEDULER_RESOURCES:
-                    requests[f"{labels.get('verb')} {resource}"] += int(value)
-            else:
-                longrunning[f"{labels.get('verb')} {resource} {labels.get('scope')}"] += int(value)
-        return {"requests": requests, "longrunning": longrunning, "t": time.monotonic()}
-
-    def open_pod_watches(self) -> int:
-        return int(self.scrape()["longrunning"]["WATCH pods namespace"])
-
-
-def request_delta(before: dict[str, Any], after: dict[str, Any]) -> Counter[str]:
-    delta = Counter(after["requests"])
-    delta.subtract(before["requests"])
-    return Counter({k: v for k, v in delta.items() if v})
-
-
-# ---------------------------------------------------------------------------------------------
 # Cluster setup
 
 
@@ -743,7 +677,6 @@ class Bench:
 
     def start_cluster(self) -> None:
         from kubernetes import client
-
         from tests.harness.controlplane import NAMESPACE_READ_RULES, POD_RULES, resolve
 
         _bearer_token_for_every_client_release()

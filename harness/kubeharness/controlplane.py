@@ -14,7 +14,6 @@ import shutil
 import signal
 import ssl
 import subprocess
-import tempfile
 import threading
 import time
 import urllib.request
@@ -25,28 +24,21 @@ from typing import NoReturn
 from kubeharness import controller_manager
 from kubeharness.cluster import STARTUP_TIMEOUT, Cluster
 from kubeharness.pki import write_pki
-from kubeharness.processes import die_with_parent, forget, free_ports, stop_at_exit, tail, terminate
+from kubeharness.processes import (
+    die_with_parent,
+    forget,
+    free_ports,
+    owned_tmpdir,
+    stop_at_exit,
+    tail,
+    terminate,
+)
 from kubeharness.webhook_authorizer import WebhookAuthorizer
 
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc"
 
 _LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 """Readiness probes must reach 127.0.0.1 directly even when http_proxy is set."""
-
-_TMP_PREFIX = "nsd-controlplane-"
-_OWNER_FILE = "owner.pid"
-
-
-def _sweep_orphaned_tmpdirs() -> None:
-    """Remove what a SIGKILLed test run left: its processes died with it (PDEATHSIG), but
-    nothing could delete its directory. A directory whose owner is alive is left alone."""
-    for directory in Path(tempfile.gettempdir()).glob(f"{_TMP_PREFIX}*"):
-        try:
-            os.kill(int((directory / _OWNER_FILE).read_text()), 0)
-        except ProcessLookupError:
-            shutil.rmtree(directory, ignore_errors=True)
-        except (OSError, ValueError):
-            continue  # not ours to judge: unreadable, foreign, or another user's process
 
 
 class ControlPlane(Cluster):
@@ -88,9 +80,7 @@ class ControlPlane(Cluster):
         return self._require(self._controller_manager).pid
 
     def start(self) -> None:
-        _sweep_orphaned_tmpdirs()
-        self.tmpdir = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX))
-        (self.tmpdir / _OWNER_FILE).write_text(str(os.getpid()))
+        self.tmpdir = owned_tmpdir("controlplane")
         stop_at_exit(self)
         try:
             self._etcd_port, self._etcd_peer_port, self._apiserver_port = free_ports(3)

@@ -12,10 +12,12 @@ import contextlib
 import ctypes
 import functools
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -92,6 +94,29 @@ def terminate(process: subprocess.Popen[bytes], grace: float) -> None:
             pass
     process.kill()
     process.wait()
+
+
+_TMP_PREFIX = "nsd-harness-"
+_OWNER_FILE = "owner.pid"
+
+
+def owned_tmpdir(kind: str) -> Path:
+    """A fresh directory for one server of this run, marked with the run's pid.
+
+    A SIGKILLed run's servers die with it (PDEATHSIG) but nothing deletes their directories, so
+    each new one first sweeps those whose owner is gone; a directory whose owner is alive, or
+    that cannot be judged (unreadable, another user's process), is left alone.
+    """
+    for directory in Path(tempfile.gettempdir()).glob(f"{_TMP_PREFIX}*"):
+        try:
+            os.kill(int((directory / _OWNER_FILE).read_text()), 0)
+        except ProcessLookupError:
+            shutil.rmtree(directory, ignore_errors=True)
+        except (OSError, ValueError):
+            continue
+    path = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{kind}-"))
+    (path / _OWNER_FILE).write_text(str(os.getpid()))
+    return path
 
 
 def free_ports(count: int) -> list[int]:

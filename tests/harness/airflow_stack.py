@@ -1,9 +1,13 @@
 """A local Airflow 3 deployment with DynamicNamespaceKubernetesExecutor, for end-to-end tests and the demo.
 
-It writes an AIRFLOW_HOME (SQLite, SimpleAuthManager with a known password, the executor pointed
-at a control plane through the scheduler's kubeconfig), migrates the database and runs
+It writes an AIRFLOW_HOME (SQLite unless ``config`` names another database, SimpleAuthManager
+with a known password, the executor pointed at a control plane through the scheduler's
+kubeconfig), migrates the database and runs
 ``airflow api-server``, ``airflow scheduler`` and ``airflow dag-processor`` as child processes
-with their output in log files. Settings are what ``airflow standalone`` would use, tuned to
+with their output in log files. With ``schedulers`` above one it runs that many ``airflow
+scheduler`` processes (``scheduler-1``, ``scheduler-2``, ...), as Airflow's high availability
+does: they share the metadata database, which must then be PostgreSQL or MySQL
+(:mod:`tests.harness.postgres`). Settings are what ``airflow standalone`` would use, tuned to
 react within a second or two and to stay small on a 2-core machine.
 
 Task pods are run by :class:`tests.harness.kubelet.Kubelet`; :meth:`AirflowStack.task_env` is the
@@ -118,7 +122,9 @@ class AirflowStack:
     """Airflow's processes around one AIRFLOW_HOME; a context manager that stops them all.
 
     ``kubeconfig`` is the scheduler identity's kubeconfig, ``namespace`` the executor's home
-    namespace. ``config`` overrides or adds airflow.cfg options per section.
+    namespace. ``config`` overrides or adds airflow.cfg options per section; ``component_env``
+    adds environment variables to one component's processes (e.g. ``AIRFLOW__METRICS__...`` to
+    tell two schedulers' metrics apart).
     """
 
     home: Path
@@ -128,6 +134,8 @@ class AirflowStack:
     python: str = sys.executable
     config: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
+    schedulers: int = 1
+    component_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.home = Path(self.home)
@@ -249,16 +257,27 @@ class AirflowStack:
             check=False,
         )
 
+    @property
+    def scheduler_names(self) -> tuple[str, ...]:
+        """``scheduler`` alone, or ``scheduler-1`` ... ``scheduler-N``: names of processes and logs."""
+        if self.schedulers == 1:
+            return ("scheduler",)
+        return tuple(f"scheduler-{index}" for index in range(1, self.schedulers + 1))
+
     def start(self, components: tuple[str, ...] = COMPONENTS) -> None:
-        """Start the components (from the main thread: they die with the thread that forked them)."""
-        for name in components:
-            self._spawn(name)
+        """Start the components (from the main thread: they die with the thread that forked them);
+        ``scheduler`` stands for every scheduler process."""
+        for component in components:
+            for name in self.scheduler_names if component == "scheduler" else (component,):
+                self._spawn(name)
 
     def _spawn(self, name: str) -> None:
+        command = "scheduler" if name in self.scheduler_names else name
+        env = {**self.env(), **self.component_env.get(name, {})}
         with (self.log_dir / f"{name}.log").open("ab") as output:
             self._processes[name] = subprocess.Popen(
-                [self.python, "-m", "airflow", name],
-                env=self.env(),
+                [self.python, "-m", "airflow", command],
+                env=env,
                 cwd=self.home,
                 stdin=subprocess.DEVNULL,
                 stdout=output,
@@ -269,6 +288,16 @@ class AirflowStack:
 
     def pid(self, name: str) -> int:
         return self._processes[name].pid
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one component's whole process group, as a node failure or OOM kill would.
+
+        It no longer counts as a component that must stay alive.
+        """
+        process = self._processes.pop(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
     def log_path(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"

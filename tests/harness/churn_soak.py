@@ -76,13 +76,20 @@ class DagLayout:
         return {f"in_{ns.replace('-', '_')}": ns for ns in self.namespaces}[task_id]
 
 
-def read_layout(path: Path = DAG_FILE) -> DagLayout:
-    """The DAG file's constants, read without importing it (that would import Airflow here)."""
+def dag_constants(path: Path) -> dict[str, Any]:
+    """A DAG file's literal module-level constants, read without importing it (that would import
+    Airflow here)."""
     values: dict[str, Any] = {}
     for node in ast.parse(path.read_text()).body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             with contextlib.suppress(ValueError):
                 values[node.targets[0].id] = ast.literal_eval(node.value)
+    return values
+
+
+def read_layout(path: Path = DAG_FILE) -> DagLayout:
+    """The DAG file's constants."""
+    values = dag_constants(path)
     return DagLayout(
         values["DAG_ID"], values["HOME_NAMESPACE"], tuple(values["TEAM_NAMESPACES"]), values["MAP_WIDTH"]
     )

@@ -24,6 +24,32 @@ class StatsdListener:
         with self._lock:
             return list(self._lines)
 
+    def gauges(self, stem: str) -> dict[str, float]:
+        """The last value of each gauge whose name starts with ``stem``, by name without the stem."""
+        found: dict[str, float] = {}
+        for name, kind, value in self._samples(stem):
+            if kind == "g":
+                found[name] = value
+        return found
+
+    def counters(self, stem: str) -> dict[str, float]:
+        """The total of each counter whose name starts with ``stem``, by name without the stem."""
+        found: dict[str, float] = {}
+        for name, kind, value in self._samples(stem):
+            if kind == "c":
+                found[name] = found.get(name, 0.0) + value
+        return found
+
+    def _samples(self, stem: str) -> list[tuple[str, str, float]]:
+        """(name without the stem, type, value) of each ``name:value|type[|@rate]`` line."""
+        samples = []
+        for line in self.lines():
+            name, _, rest = line.partition(":")
+            value, _, kind = rest.partition("|")
+            if name.startswith(stem):
+                samples.append((name.removeprefix(stem), kind.partition("|")[0], float(value)))
+        return samples
+
     def airflow_config(self, prefix: str = "airflow") -> dict[str, str]:
         """The ``[metrics]`` options that point Airflow at this listener."""
         return {
