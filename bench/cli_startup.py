@@ -1,0 +1,85 @@
+#!/usr/bin/env python
+"""Wall time of `airflow kubernetes-namespaces list|check`, beside `airflow version` as the floor.
+
+An operator runs these by hand and in scripts, so each call should answer in well under 2 s. Most
+of a call is Python start-up and Airflow's own import and CLI parser set-up, which every `airflow`
+command pays; `airflow version` measures that floor on the same machine in the same run, so the
+provider's share is the difference.
+
+The commands run as processes, configured by environment only (no scheduler, no database) against
+the local control plane from tests/harness, as the scheduler ServiceAccount with pod rights in one
+labelled team namespace.
+
+    python bench/cli_startup.py [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the repository: tests.harness
+
+from airflow_provider_nsdiscovery.get_provider_info import EXECUTOR  # noqa: E402
+from tests.harness.controlplane import POD_RULES, require_cluster  # noqa: E402
+
+LABEL = "bench-cli-enabled"
+
+
+def _timed(argv: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, timeout=120)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} exited {result.returncode}: {result.stderr[-2000:]}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+
+    with require_cluster() as cluster:
+        team = "bench-cli-team"
+        cluster.create_namespace(team, labels={LABEL: "true"})
+        scheduler = cluster.service_account_client(
+            "bench-cli-home", "airflow-scheduler", namespace_rules={team: POD_RULES}
+        )
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+            "AIRFLOW__CORE__EXECUTOR": EXECUTOR,
+            "AIRFLOW__KUBERNETES_EXECUTOR__IN_CLUSTER": "False",
+            "AIRFLOW__KUBERNETES_EXECUTOR__CONFIG_FILE": str(scheduler.kubeconfig_path),
+            "AIRFLOW__KUBERNETES_EXECUTOR__NAMESPACE": scheduler.namespace,
+            "AIRFLOW__KUBERNETES_NAMESPACE_DISCOVERY__LABEL_SELECTOR": f"{LABEL}=true",
+        }
+        airflow = [sys.executable, "-m", "airflow"]
+        commands = {
+            "airflow version": [*airflow, "version"],
+            "airflow kubernetes-namespaces list": [*airflow, "kubernetes-namespaces", "list"],
+            f"airflow kubernetes-namespaces check {team}": [*airflow, "kubernetes-namespaces", "check", team],
+            "airflow kubernetes-namespaces list -o json": [
+                *airflow,
+                "kubernetes-namespaces",
+                "list",
+                "-o",
+                "json",
+            ],
+        }
+        _timed(commands["airflow version"], env)  # warm the page cache and .pyc files once
+        print(f"{'command':<48} {'median':>7} {'min':>7} {'max':>7}   ({args.runs} runs, seconds)")
+        for name, argv in commands.items():
+            times = [_timed(argv, env) for _ in range(args.runs)]
+            print(f"{name:<48} {statistics.median(times):7.2f} {min(times):7.2f} {max(times):7.2f}")
+
+
+if __name__ == "__main__":
+    main()
