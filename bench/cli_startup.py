@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the repository: tests.harness
 
 from airflow_provider_nsdiscovery.get_provider_info import EXECUTOR  # noqa: E402
-from tests.harness.controlplane import POD_RULES, require_cluster  # noqa: E402
+from tests.harness.controlplane import NAMESPACE_READ_RULES, POD_RULES, require_cluster  # noqa: E402
 
 LABEL = "bench-cli-enabled"
 
@@ -50,7 +50,10 @@ def main() -> None:
         team = "bench-cli-team"
         cluster.create_namespace(team, labels={LABEL: "true"})
         scheduler = cluster.service_account_client(
-            "bench-cli-home", "airflow-scheduler", namespace_rules={team: POD_RULES}
+            "bench-cli-home",
+            "airflow-scheduler",
+            cluster_rules=NAMESPACE_READ_RULES,
+            namespace_rules={team: POD_RULES},
         )
         env = {
             **os.environ,

@@ -29,6 +29,7 @@ from tests.harness.controlplane import (
     Identity,
     NamespaceFactory,
     find_binaries,
+    k3s_control_plane,
     require_cluster,
 )
 from tests.integration.executor_helpers import TEMPLATE, Executor
@@ -67,7 +68,20 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 @pytest.fixture(scope="session")
 def control_plane() -> Iterator[Cluster]:
-    """One control plane per session: starting one costs seconds, a namespace costs nothing."""
+    """One control plane per session: starting one costs seconds, a namespace costs nothing.
+
+    NSDISCOVERY_CONTROL_PLANE=k3s (`make k3s`) insists on K3s, so that path is tested on a
+    machine that could also build the process control plane (CI runners have Go).
+    """
+    if os.environ.get("NSDISCOVERY_CONTROL_PLANE") == "k3s":
+        k3s = k3s_control_plane()
+        if k3s is None:
+            pytest.fail(
+                "NSDISCOVERY_CONTROL_PLANE=k3s needs the k3s extra and a Docker engine", pytrace=False
+            )
+        with k3s as cluster:
+            yield cluster
+        return
     with require_cluster() as cluster:
         yield cluster
 
