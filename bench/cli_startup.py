@@ -10,7 +10,10 @@ The commands run as processes, configured by environment only (no scheduler, no 
 the local control plane from tests/harness, as the scheduler ServiceAccount with pod rights in one
 labelled team namespace.
 
-    python bench/cli_startup.py [--runs 5]
+    python bench/cli_startup.py [--runs 5] [--checkouts DIR ...]
+
+With several checkouts (e.g. before and after a change), each run times every checkout in turn,
+so load from other processes on the machine falls on all of them alike.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ def _timed(argv: list[str], env: dict[str, str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--checkouts", nargs="+", type=Path, default=[REPO], metavar="DIR")
     args = parser.parse_args()
 
     with require_cluster() as cluster:
@@ -55,33 +59,41 @@ def main() -> None:
             cluster_rules=NAMESPACE_READ_RULES,
             namespace_rules={team: POD_RULES},
         )
-        env = {
+        base_env = {
             **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
             "AIRFLOW__CORE__EXECUTOR": EXECUTOR,
             "AIRFLOW__KUBERNETES_EXECUTOR__IN_CLUSTER": "False",
             "AIRFLOW__KUBERNETES_EXECUTOR__CONFIG_FILE": str(scheduler.kubeconfig_path),
             "AIRFLOW__KUBERNETES_EXECUTOR__NAMESPACE": scheduler.namespace,
             "AIRFLOW__KUBERNETES_NAMESPACE_DISCOVERY__LABEL_SELECTOR": f"{LABEL}=true",
         }
+        envs = {
+            checkout: {
+                **base_env,
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(checkout), os.environ.get("PYTHONPATH")])),
+            }
+            for checkout in args.checkouts
+        }
         airflow = [sys.executable, "-m", "airflow"]
         commands = {
             "airflow version": [*airflow, "version"],
-            "airflow kubernetes-namespaces list": [*airflow, "kubernetes-namespaces", "list"],
-            f"airflow kubernetes-namespaces check {team}": [*airflow, "kubernetes-namespaces", "check", team],
-            "airflow kubernetes-namespaces list -o json": [
-                *airflow,
-                "kubernetes-namespaces",
-                "list",
-                "-o",
-                "json",
-            ],
+            "kubernetes-namespaces list": [*airflow, "kubernetes-namespaces", "list"],
+            f"kubernetes-namespaces check {team}": [*airflow, "kubernetes-namespaces", "check", team],
+            "kubernetes-namespaces list -o json": [*airflow, "kubernetes-namespaces", "list", "-o", "json"],
         }
-        _timed(commands["airflow version"], env)  # warm the page cache and .pyc files once
-        print(f"{'command':<48} {'median':>7} {'min':>7} {'max':>7}   ({args.runs} runs, seconds)")
-        for name, argv in commands.items():
-            times = [_timed(argv, env) for _ in range(args.runs)]
-            print(f"{name:<48} {statistics.median(times):7.2f} {min(times):7.2f} {max(times):7.2f}")
+        for env in envs.values():
+            _timed(commands["airflow version"], env)  # warm the page cache and .pyc files once
+        times: dict[tuple[str, Path], list[float]] = {(c, k): [] for c in commands for k in envs}
+        for _ in range(args.runs):
+            for name, argv in commands.items():
+                for checkout, env in envs.items():
+                    times[name, checkout].append(_timed(argv, env))
+        print(f"{'command':<42} {'checkout':<24} {'median':>7} {'min':>7} {'max':>7}   ({args.runs} runs, s)")
+        for (name, checkout), measured in times.items():
+            print(
+                f"{name:<42} {str(checkout)[-24:]:<24} {statistics.median(measured):7.2f} "
+                f"{min(measured):7.2f} {max(measured):7.2f}"
+            )
 
 
 if __name__ == "__main__":
