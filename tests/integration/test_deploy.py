@@ -93,6 +93,7 @@ def deployed(control_plane: Cluster) -> Iterator[Callable[[Release, str], Deploy
         # The chart creates its components' ServiceAccounts; the harness does the same here.
         scheduler = control_plane.service_account_client(release.namespace, release.scheduler)
         api_server = control_plane.service_account_client(release.namespace, release.api_server)
+        control_plane.service_account_client(release.namespace, release.worker)  # pods at home run as it
         _apply(admin, render("cluster", release) + render("release-namespace", release))
         _apply(admin, render("team", release, [team], label_selector="airflow-enabled=true"))
         worker = control_plane.service_account_client(team, release.worker)
