@@ -259,6 +259,7 @@ def test_rendered_rbac_lets_the_charts_identities_launch_discover_and_read_logs_
     assert not _allowed(d.api_server, Permission("create", "pods"), team)
     assert _status(lambda: api_core.list_namespaced_pod(elsewhere)) == 403
     assert discovery.check(elsewhere).state is State.FORBIDDEN
+    assert all(loop.alive and loop.healthy for loop in discovery.health())
 
 
 def test_two_releases_in_one_cluster_share_a_team_namespace_without_colliding(
