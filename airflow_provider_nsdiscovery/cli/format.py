@@ -13,13 +13,13 @@ from datetime import UTC, datetime
 import yaml
 
 from airflow_provider_nsdiscovery.config import SECTION, DiscoverySettings
-from airflow_provider_nsdiscovery.discovery.permissions import REQUIRED_PERMISSIONS, Permission
-from airflow_provider_nsdiscovery.discovery.remedies import RBAC_GROUP, rbac_subject, verbs_by_resource
+from airflow_provider_nsdiscovery.discovery.remedies import RBAC_GROUP, rbac_subject, role_rules
 from airflow_provider_nsdiscovery.discovery.status import NamespaceStatus, State
 
 ROLE_NAME = "airflow-task-pods"
-"""The name the README, deploy/team-namespace.yaml and the kubectl fixes use, so that applying a
-suggested manifest replaces an incomplete Role of that name instead of adding a second one."""
+"""The name the README and the kubectl fixes use, so that applying a suggested manifest replaces
+an incomplete Role of that name instead of adding a second one. deploy/ names its Roles per Helm
+release instead (airflow_provider_nsdiscovery/deploy.py), as two releases may share a namespace."""
 
 CANDIDATE_MODE = "candidate-namespaces"
 TABLE_OUTPUTS = ("table", "plain")
@@ -69,14 +69,6 @@ def structured_text(rows: Sequence[Mapping[str, object]], output: str) -> str:
     if output == "yaml":
         return str(yaml.safe_dump([dict(row) for row in rows], sort_keys=False)).rstrip("\n")
     raise ValueError(f"not a structured output: {output!r}")
-
-
-def role_rules(permissions: Sequence[Permission] = REQUIRED_PERMISSIONS) -> list[dict[str, list[str]]]:
-    """One rule per resource, derived from what access reviews check, so the two cannot drift."""
-    return [
-        {"apiGroups": [""], "resources": [resource], "verbs": verbs}
-        for resource, verbs in verbs_by_resource(permissions).items()
-    ]
 
 
 def rbac_manifest(namespace: str, identity: str, missing: Sequence[str]) -> str:

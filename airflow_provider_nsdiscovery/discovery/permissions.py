@@ -30,6 +30,30 @@ REQUIRED_PERMISSIONS: tuple[Permission, ...] = (
     Permission("get", "pods", "log"),
 )
 
+NAMESPACE_DISCOVERY_PERMISSIONS: tuple[Permission, ...] = tuple(
+    Permission(verb, "namespaces") for verb in ("get", "list", "watch")
+)
+"""Cluster-wide: discovery lists and watches namespaces by label, and ``check`` reads one by name.
+Without them the executor falls back to candidate_namespaces (deploy/cluster-role.yaml grants them)."""
+
+LOG_READER_PERMISSIONS: tuple[Permission, ...] = (
+    Permission("list", "pods"),
+    Permission("get", "pods", "log"),
+)
+"""What the API server needs in a namespace to show a running task's log: the executor's
+``get_task_log`` finds the pod by its labels, then reads its log. The Helm chart grants these in the
+release namespace only, so without them live logs of tasks in team namespaces fail in the UI."""
+
+WORKER_PERMISSIONS: tuple[Permission, ...] = (
+    *(Permission(verb, "pods") for verb in ("create", "get", "list", "watch", "patch", "delete")),
+    Permission("get", "pods", "log"),
+    *(Permission(verb, "pods", "exec") for verb in ("create", "get")),
+    Permission("list", "events"),
+)
+"""What the Helm chart's pod-launcher Role gives workers under KubernetesExecutor, granted to task
+pods in the namespace they run in, so that a task (KubernetesPodOperator) may start pods next to
+itself and nowhere else. The chart grants it for executors it knows by name only."""
+
 WATCH_PERMISSIONS: tuple[Permission, ...] = (Permission("list", "pods"), Permission("watch", "pods"))
 """What a pod watcher needs; without these a namespace cannot even be drained."""
 

@@ -16,13 +16,19 @@ from airflow_provider_nsdiscovery.discovery.permissions import (
     REQUIRED_PERMISSIONS,
     Permission,
 )
+from airflow_provider_nsdiscovery.discovery.selector import LabelSelector
 
 ROLE_PREFIX = "airflow-task-pods"
 _SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
 
 
+def selector_labels(selector: LabelSelector) -> dict[str, str]:
+    """Labels that make a namespace match ``selector``, as far as its clauses name a value."""
+    return {r.key: r.values[0] for r in selector.requirements if r.operator in ("=", "in")}
+
+
 def label_fix(name: str, settings: DiscoverySettings) -> str:
-    labels = [f"{r.key}={r.values[0]}" for r in settings.selector.requirements if r.operator in ("=", "in")]
+    labels = [f"{key}={value}" for key, value in selector_labels(settings.selector).items()]
     if labels:
         return f"kubectl label namespace {name} {' '.join(labels)}"
     return f"label namespace {name} so that it matches '{settings.selector.text}'"
@@ -73,6 +79,14 @@ def verbs_by_resource(permissions: Iterable[Permission]) -> dict[str, list[str]]
     for permission in permissions:
         grouped.setdefault(permission.resource_path, []).append(permission.verb)
     return grouped
+
+
+def role_rules(permissions: Iterable[Permission] = REQUIRED_PERMISSIONS) -> list[dict[str, list[str]]]:
+    """One rule per resource, derived from the permissions, so a Role and what is checked cannot drift."""
+    return [
+        {"apiGroups": [""], "resources": [resource], "verbs": verbs}
+        for resource, verbs in verbs_by_resource(permissions).items()
+    ]
 
 
 def rbac_fix(namespace: str, identity: str, missing: Iterable[str] = ()) -> str:

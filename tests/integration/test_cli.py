@@ -283,3 +283,37 @@ def test_unusable_credentials_exit_2(control_plane: Cluster, run: Run, tmp_path:
 
     assert result.returncode == 2
     assert "refused the credentials: 401" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("subcommand", "says"),
+    [
+        (
+            "list",
+            [
+                "Runs namespace discovery once",
+                "kubernetes_namespace_discovery and kubernetes_executor",
+                "--output",
+            ],
+        ),
+        ("check", ["Exits 0 when a task could start in the namespace now", "namespace", "--as USERNAME"]),
+    ],
+)
+def test_help_of_each_subcommand_renders_its_description_and_options(
+    run: Run, subcommand: str, says: list[str]
+) -> None:
+    shown = run(subcommand, "--help")
+
+    assert shown.returncode == 0, shown.stderr
+    text = " ".join(shown.stdout.split())  # the help formatter wraps at the terminal's width
+    for words in says:
+        assert words in text, f"{words!r} missing from `{subcommand} --help`:\n{shown.stdout}"
+
+
+def test_group_help_lists_both_subcommands(run: Run) -> None:
+    shown = run("--help")
+
+    assert shown.returncode == 0, shown.stderr
+    text = " ".join(shown.stdout.split())
+    assert "List the namespaces tasks may run in" in text
+    assert "Check whether a task could start in NAMESPACE now" in text

@@ -29,7 +29,6 @@ from airflow_provider_nsdiscovery.cli.format import (
     rbac_manifest,
     report_followup,
     report_properties,
-    role_rules,
     source_summary,
     structured_text,
     timestamp_text,
@@ -37,7 +36,7 @@ from airflow_provider_nsdiscovery.cli.format import (
 )
 from airflow_provider_nsdiscovery.config import SECTION, DiscoverySettings
 from airflow_provider_nsdiscovery.discovery.permissions import REQUIRED_PERMISSIONS, rule_grants
-from airflow_provider_nsdiscovery.discovery.remedies import rbac_subject
+from airflow_provider_nsdiscovery.discovery.remedies import rbac_subject, role_rules
 from airflow_provider_nsdiscovery.discovery.status import NamespaceStatus, State
 from airflow_provider_nsdiscovery.discovery.tenancy import TenantPolicy
 
