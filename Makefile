@@ -74,3 +74,11 @@ soak: venv controlplane
 .PHONY: bench-access
 bench-access: venv controlplane
 	$(PY) bench/access.py
+
+# The benchmark (bench/nsbench): latency beside the bare-client floor, validation cost, start-up at
+# N=10..1000 ours vs upstream, steady state; rewrites docs/benchmarks.md. BENCH_ARGS adds flags,
+# e.g. BENCH_ARGS="--quick" (writes nothing) or BENCH_ARGS="--repeats 3 --json raw.json".
+BENCH_ARGS ?=
+.PHONY: bench
+bench: venv controlplane
+	$(PY) -m bench.nsbench $(BENCH_ARGS)
