@@ -76,7 +76,7 @@ def method_section(results: dict[str, Any]) -> list[str]:
         "- RSS double-counts the pages forked watcher processes share with their parent, so PSS (each "
         "shared page "
         "split between its sharers) is the fairer total; both are reported.",
-        "- Upstream beyond `--upstream-max` is run only if N x its measured per-process RSS fits in half of "
+        "- Upstream beyond `--upstream-max` is run only if N x its measured per-process PSS fits in half of "
         "the available memory; otherwise its row is a linear extrapolation (least squares over the measured "
         "sizes) "
         "and is marked so.",

@@ -26,10 +26,10 @@ FLOOR_KEY = "nsd-floor"
 def run_floor(bench: Bench) -> None:
     from kubernetes import client
 
-    phase("floor (bare client)")
     trials, warm = bench.args.trials, 3
     names = [f"floor-{i:03d}" for i in range(trials + warm)]
     bench.create_namespaces(names, None, grant=True)
+    phase("floor (bare client)")
     api = bench.identity.api_client
     floor: dict[str, list[float]] = {
         "label_to_ns_event": _label_to_event(bench, client.CoreV1Api(api), names, warm),
