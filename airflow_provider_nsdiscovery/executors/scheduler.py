@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import random
+import threading
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -91,6 +92,7 @@ class DynamicNamespaceKubernetesScheduler(AirflowKubernetesScheduler):
         self._watchers: WatcherSet[ThreadedPodWatcher] = WatcherSet(self._make_kube_watcher)
         self.cleanup = PodCleanup(self._clean_up)
         self.creates = UnansweredCreates()
+        self._start_gate = threading.local()
         super().__init__(*args, **kwargs)
         configuration = copy.deepcopy(self.kube_client.api_client.configuration)
         configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize, WATCH_POOL_SIZE)
@@ -101,7 +103,16 @@ class DynamicNamespaceKubernetesScheduler(AirflowKubernetesScheduler):
     def reconcile_watchers(self, plan: WatchPlan) -> None:
         if not hasattr(self, "_watch_api"):  # discovery may call back while upstream __init__ runs
             return
-        self._watchers.reconcile({ALL_NAMESPACES} if plan.cluster_wide else plan.namespaces)
+        # The watchers one reconcile starts wait at a gate until all of them exist. Thread.start()
+        # waits until the new thread runs, and with hundreds of watchers already busy opening TLS
+        # connections each start waited for the GIL: at N=1000 starting the threads took seconds.
+        gate = threading.Event()
+        self._start_gate.current = gate
+        try:
+            self._watchers.reconcile({ALL_NAMESPACES} if plan.cluster_wide else plan.namespaces)
+        finally:
+            self._start_gate.current = None
+            gate.set()
 
     def _make_kube_watchers(self) -> dict[str, ThreadedPodWatcher]:  # type: ignore[override]
         return self._watchers.running
@@ -116,7 +127,9 @@ class DynamicNamespaceKubernetesScheduler(AirflowKubernetesScheduler):
             supports_task_instance_uuid=self.supports_task_instance_uuid,
             team_name=self.team_name,
         )
-        return ThreadedPodWatcher(job_watcher, self._watch_api, self._watch_refused)
+        return ThreadedPodWatcher(
+            job_watcher, self._watch_api, self._watch_refused, gate=getattr(self._start_gate, "current", None)
+        )
 
     def _watch_config(self) -> Any:
         """Upstream's settings, with a watch that the server ends before the client times out.
