@@ -88,6 +88,9 @@ def parse_args() -> argparse.Namespace:
         help="for the RoleBinding-removed path",
     )
     parser.add_argument("--revoke-spacing", type=float, default=0.25)
+    parser.add_argument(
+        "--burst", type=int, default=200, help="namespaces labelled at once (each watch open timed)"
+    )
     parser.add_argument("--steady-seconds", type=int, default=120)
     parser.add_argument("--check-iterations", type=int, default=200_000)
     parser.add_argument("--miss-iterations", type=int, default=300)
@@ -122,7 +125,7 @@ def main() -> None:
         return
     if args.quick:
         args.trials, args.sizes, args.steady_seconds = 10, [10, 100], 20
-        args.check_iterations, args.miss_iterations = 20_000, 50
+        args.check_iterations, args.miss_iterations, args.burst = 20_000, 50, 50
     results = run(args)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))

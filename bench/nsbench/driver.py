@@ -13,6 +13,7 @@ comparable across processes on one machine.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import queue
@@ -175,6 +176,25 @@ class ChildExecutor:
             return result
 
         watcher_set.reconcile = timed_reconcile  # type: ignore[method-assign]
+
+        factory = watcher_set._factory
+
+        def timed_factory(namespace: str) -> Any:
+            watcher = factory(namespace)
+            api = watcher._api
+            list_pods = api.list_namespaced_pod
+
+            # The kubernetes Watch reads the wrapped method's docstring: keep it.
+            @functools.wraps(list_pods)
+            def timed_list_pods(*args: Any, **kwargs: Any) -> Any:
+                response = list_pods(*args, **kwargs)
+                rec.add(namespace, "watch-open", time.monotonic())  # the API server answered
+                return response
+
+            api.list_namespaced_pod = timed_list_pods
+            return watcher
+
+        watcher_set._factory = timed_factory
 
         table = self._discovery().table
         put = table.put

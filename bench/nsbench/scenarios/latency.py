@@ -30,9 +30,10 @@ def run_latency(bench: Bench) -> None:
         "d": [f"lat-d-{i:03d}" for i in range(count)],  # deleted
         "v": [f"val-{i:02d}" for i in range(5)],  # forced-miss validation
         "f": [f"lat-f-{i:03d}" for i in range(count)],  # RoleBinding removed
+        "b": [f"lat-b-{i:03d}" for i in range(bench.args.burst)],  # labelled all at once
     }
     started = time.monotonic()
-    bench.create_namespaces(names["w"] + names["p"] + ["val-unselected"], None, grant=True)
+    bench.create_namespaces(names["w"] + names["p"] + names["b"] + ["val-unselected"], None, grant=True)
     bench.create_namespaces(names["d"] + names["v"], {SELECTOR_KEY: "true"}, grant=True)
     bench.create_namespaces(names["f"], {FORBIDDEN_SELECTOR_KEY: "true"}, grant=True)
     log(
@@ -52,6 +53,7 @@ def run_latency(bench: Bench) -> None:
     namespace_deleted(bench, child, names["d"], warm)
     measure_pod_list(bench, names["p"][-1])
     run_validation(bench, child, permitted=names["p"][-1], forced_miss=names["v"])
+    label_burst(bench, child, names["b"])
     bench.close_child(child)
     run_forbidden(bench, names["f"], warm)
 
@@ -59,22 +61,53 @@ def run_latency(bench: Bench) -> None:
 def label_added(bench: Bench, child: Child, names: list[str], warm: int) -> None:
     """Label applied -> watcher running (and -> state permitted)."""
     lat = bench.run["latency"]
-    watch, permitted, patch = [], [], []
+    watch, opened, permitted, patch = [], [], [], []
     for i, ns in enumerate(names):
         time.sleep(random.uniform(0.02, 0.06))
         t0 = time.monotonic()
         bench.label(ns, "true")
         t_ack = time.monotonic()
         t = child.call("wait", ns=ns, kind="watch-start", after=t0)["t"]
+        to = child.call("wait", ns=ns, kind="watch-open", after=t0)["t"]
         tp = child.call("wait", ns=ns, kind="state:permitted", after=t0, timeout=1)["t"]
         if i >= warm:
             watch.append(ms_after(t, t0))
+            opened.append(ms_after(to, t0))
             permitted.append(ms_after(tp, t0))
             patch.append((t_ack - t0) * 1000)
     lat["label_to_watcher"] = watch
+    lat["label_to_watch_open"] = opened
     lat["label_to_permitted"] = permitted
     lat["label_patch_rtt"] = patch
-    log(f"label -> watcher running: p50 {fmt_p(watch, 50)} p99 {fmt_p(watch, 99)} ms")
+    log(
+        f"label -> watcher running: p50 {fmt_p(watch, 50)} p99 {fmt_p(watch, 99)} ms; "
+        f"-> watch open: p50 {fmt_p(opened, 50)} p99 {fmt_p(opened, 99)} ms"
+    )
+
+
+def label_burst(bench: Bench, child: Child, names: list[str]) -> None:
+    """All of ``names`` labelled at once (16 PATCHes in flight) -> each one's pod watch open."""
+    phase("label burst")
+    sent: dict[str, float] = {}
+
+    def patch(ns: str) -> None:
+        sent[ns] = time.monotonic()
+        bench.label(ns, "true")
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        list(pool.map(patch, names))
+    deadline = time.monotonic() + 60
+    while True:
+        opened = child.call("first", items=[[ns, "watch-open", sent[ns]] for ns in names])["t"]
+        if all(opened) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    values = [ms_after(t, sent[ns]) for ns, t in zip(names, opened, strict=True)]
+    bench.run["latency"]["burst_to_watch_open"] = values
+    log(
+        f"{len(names)} namespaces labelled at once -> each watch open: p50 {fmt_p(values, 50)} "
+        f"p99 {fmt_p(values, 99)} ms"
+    )
 
 
 def label_added_then_launch(bench: Bench, child: Child, names: list[str], warm: int) -> None:
