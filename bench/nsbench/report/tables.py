@@ -49,6 +49,9 @@ def latency_rows(
             f"{results['args'].get('burst', '?')} namespaces labelled at once → each one's pod watch open",
             goal,
         ),
+        ("burst_patch_rtt", "of which: labelled at once → the admin's PATCH answered (context)", ""),
+        ("burst_to_permitted", "of which: labelled at once → state `permitted` (context)", ""),
+        ("burst_to_watcher", "of which: labelled at once → watcher thread started (context)", ""),
         (
             "label_to_pod",
             "label applied → first pod created (task launched right after the label)",
