@@ -27,7 +27,7 @@ from airflow_provider_nsdiscovery.discovery.source import REQUEST_TIMEOUT
 from airflow_provider_nsdiscovery.discovery.status import NamespaceStatus, State
 from airflow_provider_nsdiscovery.executors.pod_watcher import ThreadedPodWatcher
 from airflow_provider_nsdiscovery.idempotent_create import UnansweredCreates
-from airflow_provider_nsdiscovery.loops import LoopHealth
+from airflow_provider_nsdiscovery.loops import LoopHealth, Supervisor
 from airflow_provider_nsdiscovery.validation import NamespaceRefusal, check_pod_namespace
 from airflow_provider_nsdiscovery.watcher_set import WatcherSet
 
@@ -93,12 +93,44 @@ class DynamicNamespaceKubernetesScheduler(AirflowKubernetesScheduler):
         self.cleanup = PodCleanup(self._clean_up)
         self.creates = UnansweredCreates()
         self._start_gate = threading.local()
+        self._wanted_plan: WatchPlan | None = None
+        self._plan_requested = threading.Condition()
+        self._loops = Supervisor()
         super().__init__(*args, **kwargs)
         configuration = copy.deepcopy(self.kube_client.api_client.configuration)
         configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize, WATCH_POOL_SIZE)
         self._watch_api = client.CoreV1Api(client.ApiClient(configuration))
         self.cleanup.start()
         self.reconcile_watchers(discovery.plan)
+        self._loops.spawn("nsd-watcher-reconcile", self._reconcile_requested)
+
+    def request_reconcile(self, plan: WatchPlan) -> None:
+        """Reconcile the watchers to ``plan`` soon, on the scheduler's own reconcile thread.
+
+        Discovery calls this from its review workers, under its publish lock. Starting watchers
+        there made each review wait for the previous review's watcher to start, and a watcher
+        start waits for the GIL while the watchers started before it open their connections: with
+        namespaces labelled by the hundred, the last watch opened seconds after its label.
+        Requests are coalesced: the thread reconciles to the newest plan, every namespace that
+        arrived meanwhile in one gated batch.
+        """
+        with self._plan_requested:
+            self._wanted_plan = plan
+            self._plan_requested.notify()
+
+    def _reconcile_requested(self) -> None:
+        with self._plan_requested:
+            if self._wanted_plan is None and not self._loops.stopped.is_set():
+                self._plan_requested.wait(1.0)
+            plan, self._wanted_plan = self._wanted_plan, None
+        if plan is not None:
+            try:
+                self.reconcile_watchers(plan)
+            except Exception:
+                with self._plan_requested:  # retried after the loop's backoff, unless a newer plan came
+                    if self._wanted_plan is None:
+                        self._wanted_plan = plan
+                raise
 
     def reconcile_watchers(self, plan: WatchPlan) -> None:
         if not hasattr(self, "_watch_api"):  # discovery may call back while upstream __init__ runs
@@ -148,7 +180,7 @@ class DynamicNamespaceKubernetesScheduler(AirflowKubernetesScheduler):
         return config
 
     def watcher_health(self) -> list[LoopHealth]:
-        return [watcher.health for watcher in self._watchers.running.values()]
+        return [*self._loops.health(), *(watcher.health for watcher in self._watchers.running.values())]
 
     def _watch_refused(self, namespace: str, why: str) -> None:
         self.discovery.invalidate(CLUSTER_SCOPE if namespace == ALL_NAMESPACES else namespace, why)
@@ -235,5 +267,9 @@ class DynamicNamespaceKubernetesScheduler(AirflowKubernetesScheduler):
                 raise
 
     def terminate(self) -> None:
+        self._loops.stopped.set()
+        with self._plan_requested:
+            self._plan_requested.notify()
+        self._loops.stop()
         self.cleanup.stop()
         super().terminate()
