@@ -85,6 +85,11 @@ def method_section(results: dict[str, Any]) -> list[str]:
         "kube-apiserver and etcd is read from `/proc` at the same moments. Pod watch (re)opens are timed "
         "from "
         "the watcher's own log line (`and now my watch begins`).",
+        "- Watch open: the executor process also wraps each watcher's pod WATCH call and takes the time "
+        "when it returns, i.e. when the API server has answered with the response headers and the watch "
+        "is open there. Labelled at once: `--burst` fresh namespaces are labelled by 16 admin PATCHes in "
+        "flight; each is timed from its own PATCH to its own watch open, with the PATCH answer, state "
+        "`permitted` and the watcher start as context rows.",
         "- Floor: in each latency run, on the same control plane and before the executor starts, a bare "
         "kubernetes client with the scheduler's identity measures what no implementation can avoid: label "
         "PATCH → the namespace's ADDED event on a label-selector watch, one SelfSubjectRulesReview, one pod "
