@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import copy
 import random
+import ssl
 import threading
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
+import urllib3
 from airflow.providers.cncf.kubernetes.exceptions import PodReconciliationError
 from airflow.providers.cncf.kubernetes.executors.kubernetes_executor_types import (
     ALL_NAMESPACES,
@@ -19,6 +21,7 @@ from airflow.providers.cncf.kubernetes.executors.kubernetes_executor_utils impor
     ResourceVersion,
 )
 from kubernetes import client
+from urllib3.util.ssl_ import create_urllib3_context
 
 from airflow_provider_nsdiscovery.cleanup import PodCleanup, PodCleanupJob
 from airflow_provider_nsdiscovery.discovery.contracts import WatchPlan
@@ -47,6 +50,34 @@ Upstream's create has none, so an API server that accepts the connection but doe
 (starting up, frozen, overloaded) holds the scheduler loop, heartbeat included, for as long as
 it likes. A create normally answers in tens of milliseconds; one that takes 5 s is retried on
 the next loop under the same pod name (see idempotent_create.py), so timing out costs no task."""
+
+
+def _one_tls_context(api_client: client.ApiClient) -> None:
+    """Give every connection of ``api_client`` one TLS context, built once.
+
+    urllib3 builds a context and loads the CA file (and client certificate) for each new
+    connection, and every watch is a connection of its own: measured here, sharing one context
+    takes 0.5-0.9 ms of CPU off each watch opened, about a sixth of it (ms of CPU per watch open,
+    300 opens: 3.16 -> 2.30 and 2.43 -> 1.95). The files are read once, when the scheduler starts,
+    like the token and kubeconfig are. A proxy pool is left as it is.
+    """
+    pool = api_client.rest_client.pool_manager
+    if type(pool) is not urllib3.PoolManager:
+        return
+    options = pool.connection_pool_kw
+    if options.get("ssl_context") is not None:
+        return
+    context = create_urllib3_context(cert_reqs=options.get("cert_reqs", ssl.CERT_REQUIRED))
+    ca_file = options.pop("ca_certs", None)
+    if context.verify_mode != ssl.CERT_NONE:
+        if ca_file:
+            context.load_verify_locations(ca_file)
+        else:
+            context.load_default_certs()
+    cert_file, key_file = options.pop("cert_file", None), options.pop("key_file", None)
+    if cert_file:
+        context.load_cert_chain(cert_file, key_file)
+    options["ssl_context"] = context
 
 
 def _resource_versions() -> dict[str, str]:
@@ -99,7 +130,9 @@ class DynamicNamespaceKubernetesScheduler(AirflowKubernetesScheduler):
         super().__init__(*args, **kwargs)
         configuration = copy.deepcopy(self.kube_client.api_client.configuration)
         configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize, WATCH_POOL_SIZE)
-        self._watch_api = client.CoreV1Api(client.ApiClient(configuration))
+        watch_client = client.ApiClient(configuration)
+        _one_tls_context(watch_client)
+        self._watch_api = client.CoreV1Api(watch_client)
         self.cleanup.start()
         self.reconcile_watchers(discovery.plan)
         self._loops.spawn("nsd-watcher-reconcile", self._reconcile_requested)
