@@ -155,7 +155,6 @@ class Bench:
         }
         if impl == "ours":
             env["KUBERNETES_NAMESPACE_DISCOVERY__LABEL_SELECTOR"] = f"{selector_key}=true"
-            env["KUBERNETES_NAMESPACE_DISCOVERY__DRAIN_POLL_INTERVAL"] = "0.2"
             env.update({f"KUBERNETES_NAMESPACE_DISCOVERY__{k.upper()}": v for k, v in discovery.items()})
         return {f"AIRFLOW__{k}": v for k, v in env.items()}
 

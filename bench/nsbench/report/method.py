@@ -29,7 +29,7 @@ def method_section(results: dict[str, Any]) -> list[str]:
         "- Every measured executor runs in a process of its own (`python -m bench.nsbench --child`), "
         "configured with the "
         "same `AIRFLOW__*` environment as the integration tests' `make_executor` fixture (kubeconfig of the "
-        "scheduler ServiceAccount, pod template, `drain_poll_interval=0.2`). The parent process owns the "
+        "scheduler ServiceAccount, pod template). The parent process owns the "
         "control "
         "plane, makes every change with the admin client, and reads kube-apiserver's own `/metrics`.",
         "- Latency: the parent takes `t0 = CLOCK_MONOTONIC` immediately before the admin request (label "
