@@ -90,3 +90,11 @@ $(K3S_STAMP): $(STAMP)
 .PHONY: k3s
 k3s: $(K3S_STAMP)
 	NSDISCOVERY_CONTROL_PLANE=k3s $(PY) -m pytest tests/integration -q
+
+# The benchmark (bench/nsbench): latency beside the bare-client floor, validation cost, start-up at
+# N=10..1000 ours vs upstream, steady state; rewrites docs/benchmarks.md. BENCH_ARGS adds flags,
+# e.g. BENCH_ARGS="--quick" (writes nothing) or BENCH_ARGS="--repeats 3 --json raw.json".
+BENCH_ARGS ?=
+.PHONY: bench
+bench: venv controlplane
+	$(PY) -m bench.nsbench $(BENCH_ARGS)

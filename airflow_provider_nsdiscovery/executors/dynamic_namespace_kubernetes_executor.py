@@ -285,7 +285,7 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
 
     def _plan_changed(self, plan: WatchPlan) -> None:
         if isinstance(self.kube_scheduler, DynamicNamespaceKubernetesScheduler):
-            self.kube_scheduler.reconcile_watchers(plan)
+            self.kube_scheduler.request_reconcile(plan)
 
     def _list_pods(self, query_kwargs: dict[str, Any]) -> list[Any]:
         """Adoption, revocation and cleanup look in every namespace in use now, not a static list.

@@ -67,6 +67,7 @@ class ThreadedPodWatcher(threading.Thread):
         job_watcher: KubernetesJobWatcher,
         api: client.CoreV1Api,
         on_forbidden: Callable[[str, str], None],
+        gate: threading.Event | None = None,
     ) -> None:
         super().__init__(name=f"nsd-pod-watcher-{job_watcher.namespace}", daemon=True)
         self._job_watcher = job_watcher
@@ -74,12 +75,15 @@ class ThreadedPodWatcher(threading.Thread):
         self.health = LoopHealth(self.name)
         self._api = _InterruptibleCoreV1(api, self._stream, self.health.progressed)
         self._on_forbidden = on_forbidden
+        self._gate = gate
 
     @property
     def namespace(self) -> str:
         return str(self._job_watcher.namespace)
 
     def run(self) -> None:
+        if self._gate is not None:
+            self._gate.wait()  # opened once every watcher of the same reconcile has started
         run_supervised(self.health, self._watch_once, self._stream.stopped, Backoff(initial=0.5))
 
     def _watch_once(self) -> None:

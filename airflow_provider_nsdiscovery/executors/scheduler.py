@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import copy
 import random
+import ssl
+import threading
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
+import urllib3
 from airflow.providers.cncf.kubernetes.exceptions import PodReconciliationError
 from airflow.providers.cncf.kubernetes.executors.kubernetes_executor_types import (
     ALL_NAMESPACES,
@@ -18,6 +21,7 @@ from airflow.providers.cncf.kubernetes.executors.kubernetes_executor_utils impor
     ResourceVersion,
 )
 from kubernetes import client
+from urllib3.util.ssl_ import create_urllib3_context
 
 from airflow_provider_nsdiscovery.cleanup import PodCleanup, PodCleanupJob
 from airflow_provider_nsdiscovery.discovery.contracts import WatchPlan
@@ -26,7 +30,7 @@ from airflow_provider_nsdiscovery.discovery.source import REQUEST_TIMEOUT
 from airflow_provider_nsdiscovery.discovery.status import NamespaceStatus, State
 from airflow_provider_nsdiscovery.executors.pod_watcher import ThreadedPodWatcher
 from airflow_provider_nsdiscovery.idempotent_create import UnansweredCreates
-from airflow_provider_nsdiscovery.loops import LoopHealth
+from airflow_provider_nsdiscovery.loops import LoopHealth, Supervisor
 from airflow_provider_nsdiscovery.validation import NamespaceRefusal, check_pod_namespace
 from airflow_provider_nsdiscovery.watcher_set import WatcherSet
 
@@ -46,6 +50,34 @@ Upstream's create has none, so an API server that accepts the connection but doe
 (starting up, frozen, overloaded) holds the scheduler loop, heartbeat included, for as long as
 it likes. A create normally answers in tens of milliseconds; one that takes 5 s is retried on
 the next loop under the same pod name (see idempotent_create.py), so timing out costs no task."""
+
+
+def _one_tls_context(api_client: client.ApiClient) -> None:
+    """Give every connection of ``api_client`` one TLS context, built once.
+
+    urllib3 builds a context and loads the CA file (and client certificate) for each new
+    connection, and every watch is a connection of its own: measured here, sharing one context
+    takes 0.5-0.9 ms of CPU off each watch opened, about a sixth of it (ms of CPU per watch open,
+    300 opens: 3.16 -> 2.30 and 2.43 -> 1.95). The files are read once, when the scheduler starts,
+    like the token and kubeconfig are. A proxy pool is left as it is.
+    """
+    pool = api_client.rest_client.pool_manager
+    if type(pool) is not urllib3.PoolManager:
+        return
+    options = pool.connection_pool_kw
+    if options.get("ssl_context") is not None:
+        return
+    context = create_urllib3_context(cert_reqs=options.get("cert_reqs", ssl.CERT_REQUIRED))
+    ca_file = options.pop("ca_certs", None)
+    if context.verify_mode != ssl.CERT_NONE:
+        if ca_file:
+            context.load_verify_locations(ca_file)
+        else:
+            context.load_default_certs()
+    cert_file, key_file = options.pop("cert_file", None), options.pop("key_file", None)
+    if cert_file:
+        context.load_cert_chain(cert_file, key_file)
+    options["ssl_context"] = context
 
 
 def _resource_versions() -> dict[str, str]:
@@ -91,17 +123,61 @@ class DynamicNamespaceKubernetesScheduler(AirflowKubernetesScheduler):
         self._watchers: WatcherSet[ThreadedPodWatcher] = WatcherSet(self._make_kube_watcher)
         self.cleanup = PodCleanup(self._clean_up)
         self.creates = UnansweredCreates()
+        self._start_gate = threading.local()
+        self._wanted_plan: WatchPlan | None = None
+        self._plan_requested = threading.Condition()
+        self._loops = Supervisor()
         super().__init__(*args, **kwargs)
         configuration = copy.deepcopy(self.kube_client.api_client.configuration)
         configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize, WATCH_POOL_SIZE)
-        self._watch_api = client.CoreV1Api(client.ApiClient(configuration))
+        watch_client = client.ApiClient(configuration)
+        _one_tls_context(watch_client)
+        self._watch_api = client.CoreV1Api(watch_client)
         self.cleanup.start()
         self.reconcile_watchers(discovery.plan)
+        self._loops.spawn("nsd-watcher-reconcile", self._reconcile_requested)
+
+    def request_reconcile(self, plan: WatchPlan) -> None:
+        """Reconcile the watchers to ``plan`` soon, on the scheduler's own reconcile thread.
+
+        Discovery calls this from its review workers, under its publish lock. Starting watchers
+        there made each review wait for the previous review's watcher to start, and a watcher
+        start waits for the GIL while the watchers started before it open their connections: with
+        namespaces labelled by the hundred, the last watch opened seconds after its label.
+        Requests are coalesced: the thread reconciles to the newest plan, every namespace that
+        arrived meanwhile in one gated batch.
+        """
+        with self._plan_requested:
+            self._wanted_plan = plan
+            self._plan_requested.notify()
+
+    def _reconcile_requested(self) -> None:
+        with self._plan_requested:
+            if self._wanted_plan is None and not self._loops.stopped.is_set():
+                self._plan_requested.wait(1.0)
+            plan, self._wanted_plan = self._wanted_plan, None
+        if plan is not None:
+            try:
+                self.reconcile_watchers(plan)
+            except Exception:
+                with self._plan_requested:  # retried after the loop's backoff, unless a newer plan came
+                    if self._wanted_plan is None:
+                        self._wanted_plan = plan
+                raise
 
     def reconcile_watchers(self, plan: WatchPlan) -> None:
         if not hasattr(self, "_watch_api"):  # discovery may call back while upstream __init__ runs
             return
-        self._watchers.reconcile({ALL_NAMESPACES} if plan.cluster_wide else plan.namespaces)
+        # The watchers one reconcile starts wait at a gate until all of them exist. Thread.start()
+        # waits until the new thread runs, and with hundreds of watchers already busy opening TLS
+        # connections each start waited for the GIL: at N=1000 starting the threads took seconds.
+        gate = threading.Event()
+        self._start_gate.current = gate
+        try:
+            self._watchers.reconcile({ALL_NAMESPACES} if plan.cluster_wide else plan.namespaces)
+        finally:
+            self._start_gate.current = None
+            gate.set()
 
     def _make_kube_watchers(self) -> dict[str, ThreadedPodWatcher]:  # type: ignore[override]
         return self._watchers.running
@@ -116,7 +192,9 @@ class DynamicNamespaceKubernetesScheduler(AirflowKubernetesScheduler):
             supports_task_instance_uuid=self.supports_task_instance_uuid,
             team_name=self.team_name,
         )
-        return ThreadedPodWatcher(job_watcher, self._watch_api, self._watch_refused)
+        return ThreadedPodWatcher(
+            job_watcher, self._watch_api, self._watch_refused, gate=getattr(self._start_gate, "current", None)
+        )
 
     def _watch_config(self) -> Any:
         """Upstream's settings, with a watch that the server ends before the client times out.
@@ -135,7 +213,7 @@ class DynamicNamespaceKubernetesScheduler(AirflowKubernetesScheduler):
         return config
 
     def watcher_health(self) -> list[LoopHealth]:
-        return [watcher.health for watcher in self._watchers.running.values()]
+        return [*self._loops.health(), *(watcher.health for watcher in self._watchers.running.values())]
 
     def _watch_refused(self, namespace: str, why: str) -> None:
         self.discovery.invalidate(CLUSTER_SCOPE if namespace == ALL_NAMESPACES else namespace, why)
@@ -222,5 +300,9 @@ class DynamicNamespaceKubernetesScheduler(AirflowKubernetesScheduler):
                 raise
 
     def terminate(self) -> None:
+        self._loops.stopped.set()
+        with self._plan_requested:
+            self._plan_requested.notify()
+        self._loops.stop()
         self.cleanup.stop()
         super().terminate()

@@ -2,7 +2,7 @@
 
 The API server's view, not a client's: every request of every client, by verb and resource
 (``apiserver_request_total``), and the long-running requests open now, watches among them
-(``apiserver_longrunning_requests``). Used by ``bench/run.py`` and the scheduler HA load test.
+(``apiserver_longrunning_requests``). Used by the bench (bench/nsbench) and the scheduler HA load test.
 """
 
 from __future__ import annotations

@@ -1,0 +1,24 @@
+"""Benchmarks of DynamicNamespaceKubernetesExecutor against a real local kube-apiserver.
+
+Run from the repository root with the project's virtualenv::
+
+    python -m bench.nsbench            # full run, writes docs/benchmarks.md
+    python -m bench.nsbench --quick    # smoke run: few trials, small sizes, nothing written
+
+What it measures (see docs/benchmarks.md for the method and the latest numbers):
+
+1. latency of the watch-driven paths (label added -> watcher running, label added -> first pod,
+   label removed -> watcher stopped, namespace deleted -> watcher stopped) and of the re-check
+   path (RoleBinding removed -> forbidden), beside the floor a bare kubernetes client gets from the
+   same API server in the same run;
+2. the cost of the pre-launch namespace check;
+3. start-up at N = 10 .. 1000 permitted namespaces, against the upstream KubernetesExecutor in
+   multi_namespace_mode with the same namespaces listed (one watcher process per namespace);
+4. steady-state API load at the largest N, per 10-second bucket.
+
+Every measured executor runs in a child process of its own (``python -m bench.nsbench --child SPEC``),
+configured through AIRFLOW__* environment variables exactly like the integration tests'
+``make_executor`` fixture, and driven over a JSON-lines pipe (driver.py). The parent owns the
+control plane, applies every change with the admin client and reads the API server's own /metrics
+(probes.py). Scenarios live in scenarios/, the markdown page is written by report/.
+"""

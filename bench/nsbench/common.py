@@ -1,0 +1,81 @@
+"""Constants, goals and the small number helpers every part of the bench shares."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+POD_TEMPLATE = REPO / "tests" / "integration" / "pod_template.yaml"
+DOC = REPO / "docs" / "benchmarks.md"
+SELECTOR_KEY = "nsd-bench"
+FORBIDDEN_SELECTOR_KEY = "nsd-bench-b"
+TASK_ROLE = "nsd-bench-task-pods"
+MIB = 1024 * 1024
+
+# Goals from the issues.
+GOAL_WATCH_P99_MS = 250.0
+GOAL_CHECK_HIT_US = 20.0
+GOAL_RSS_RATIO_AT_100 = 0.2
+GOAL_DISCOVERY_1000_S = 10.0
+GOAL_START_1000_S = 3.0
+# Above this many CPUs busy with other work on average, a run's timings are flagged as disturbed.
+OTHER_LOAD_FLAG = 0.3
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile: with 100 samples p99 is the 99th smallest, with 50 the largest."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def ms_after(t: float | None, t0: float) -> float:
+    return float("nan") if t is None else (t - t0) * 1000
+
+
+def fmt_p(values: list[float], p: float) -> str:
+    clean = [v for v in values if not math.isnan(v)]
+    return f"{percentile(clean, p):.1f}" if clean else "n/a"
+
+
+def fmt_s(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}s"
+
+
+def per_call(api: dict[str, int], calls: int) -> str:
+    return ", ".join(f"{v / calls:g} {k.removeprefix('api: ')}" for k, v in sorted(api.items())) or "none"
+
+
+# =============================================================================================
+# Environment and report
+
+
+def fmt_ms(value: float) -> str:
+    if math.isnan(value):
+        return "n/a"
+    return f"{value:.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def stats_of(values: list[float]) -> dict[str, float]:
+    clean = [v for v in values if not math.isnan(v)]
+    if not clean:
+        return {
+            "n": 0,
+            "p50": float("nan"),
+            "p99": float("nan"),
+            "max": float("nan"),
+            "missing": len(values),
+        }
+    return {
+        "n": len(clean),
+        "p50": percentile(clean, 50),
+        "p99": percentile(clean, 99),
+        "max": max(clean),
+        "missing": len(values) - len(clean),
+    }
