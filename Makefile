@@ -48,12 +48,12 @@ test: venv controlplane lint
 
 # The same unit and integration suites on the oldest versions pyproject.toml accepts.
 MIN_VENV := $(CURDIR)/.venv-min
-MIN_STAMP := $(MIN_VENV)/.installed-$(shell (cat pyproject.toml harness/pyproject.toml ci/min-versions.txt; echo $(CURDIR)) | sha256sum | cut -c1-12)
+MIN_STAMP := $(MIN_VENV)/.installed-$(shell (cat pyproject.toml harness/pyproject.toml .ci/min-versions.txt; echo $(CURDIR)) | sha256sum | cut -c1-12)
 
-$(MIN_STAMP): pyproject.toml harness/pyproject.toml ci/min-versions.txt
+$(MIN_STAMP): pyproject.toml harness/pyproject.toml .ci/min-versions.txt
 	@echo "==> Python environment with the lowest supported versions in $(MIN_VENV)"
 	test -x $(MIN_VENV)/bin/python || $(PYTHON) -m venv $(MIN_VENV)
-	$(MIN_VENV)/bin/python -m pip install -q -c ci/min-versions.txt -e . -e ./harness pytest pytest-timeout hypothesis
+	$(MIN_VENV)/bin/python -m pip install -q -c .ci/min-versions.txt -e . -e ./harness pytest pytest-timeout hypothesis
 	rm -f $(MIN_VENV)/.installed-* && touch $@
 
 venv-min: $(MIN_STAMP)

@@ -20,7 +20,7 @@ from airflow_provider_nsdiscovery.discovery.permissions import REQUIRED_PERMISSI
 from airflow_provider_nsdiscovery.discovery.status import State
 from airflow_provider_nsdiscovery.executors.metrics import PREFIX
 from kubeharness import require_cluster
-from tests.harness.airflow_stack import tail
+from kubeharness.processes import tail
 from tests.harness.namespaces_scenario import HOME_NAMESPACE, NamespacesScenario, Outcome
 
 log = logging.getLogger(__name__)

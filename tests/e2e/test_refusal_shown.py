@@ -21,8 +21,9 @@ from airflow_provider_nsdiscovery.discovery import remedies
 from airflow_provider_nsdiscovery.discovery.permissions import REQUIRED_PERMISSIONS
 from airflow_provider_nsdiscovery.executor_config import executor_config_problem
 from airflow_provider_nsdiscovery.executors.refusal_log import NOT_RUN, REFUSED_EVENT
-from kubeharness import require_cluster
-from tests.harness.airflow_stack import REPO_ROOT, AirflowStack, TaskInstance, tail, wait_for
+from kubeharness import require_cluster, wait_until
+from kubeharness.processes import tail
+from tests.harness.airflow_stack import REPO_ROOT, STACK_POLL, AirflowStack, TaskInstance
 from tests.harness.airflow_ui import AirflowUI, require_browser
 from tests.harness.refusal_scenario import DAG_ID, FORBIDDEN_NAMESPACE, TASK_IDS, RefusalScenario
 
@@ -109,7 +110,9 @@ def test_the_rest_api_serves_each_refused_try_s_log_with_the_reason_and_the_fix(
         def written(task_id: str = task_id) -> list[dict[str, Any]]:
             return log_lines(refused, task_id)
 
-        lines = wait_for(written, f"the log lines of {task_id}", timeout=LOG_DEADLINE_SECONDS)
+        lines = wait_until(
+            written, f"the log lines of {task_id}", timeout=LOG_DEADLINE_SECONDS, interval=STACK_POLL
+        )
         assert [(line["level"], line["event"]) for line in lines] == expected
 
 

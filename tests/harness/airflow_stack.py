@@ -37,6 +37,8 @@ from typing import Any, TypeVar
 import httpx
 
 from kubeharness import die_with_parent as _die_with_parent
+from kubeharness import wait_until
+from kubeharness.processes import tail
 from tests.harness.executor_pods import CONTAINER_NAME
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -44,6 +46,9 @@ EXECUTOR = "airflow_provider_nsdiscovery.executors.DynamicNamespaceKubernetesExe
 COMPONENTS = ("api-server", "scheduler", "dag-processor")
 ADMIN_USER = "admin"
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+STACK_POLL = 0.5
+"""Seconds between polls of the stack's REST API, database or pods: its answers change in
+seconds, and faster polling would only load the 2-core machines the tests run on."""
 TERMINAL_STATES = frozenset({"success", "failed", "upstream_failed", "skipped", "removed"})
 
 POD_TEMPLATE = f"""\
@@ -75,33 +80,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_for(
-    condition: Callable[[], _T | None],
-    what: str,
-    *,
-    timeout: float,
-    interval: float = 0.5,
-    check: Callable[[], None] = lambda: None,
-) -> _T:
-    """Poll until ``condition()`` returns something truthy and return it; ``check`` may raise early."""
-    deadline = time.monotonic() + timeout
-    while True:
-        check()
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-
-
-def tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return "(no log)"
 
 
 @dataclass
@@ -349,7 +327,9 @@ class AirflowStack:
                 return False
             return response.status_code == 200
 
-        wait_for(healthy, "the api-server to answer", timeout=timeout, check=self.check_alive)
+        wait_until(
+            healthy, "the api-server to answer", timeout=timeout, check=self.check_alive, interval=STACK_POLL
+        )
 
     @property
     def http(self) -> httpx.Client:
@@ -390,18 +370,21 @@ class AirflowStack:
                 for component in ("scheduler", "dag_processor")
             )
 
-        wait_for(
+        wait_until(
             ready,
             "the scheduler and dag-processor to report healthy",
             timeout=timeout,
             check=self.check_alive,
+            interval=STACK_POLL,
         )
 
     def wait_for_dag(self, dag_id: str, timeout: float = 180.0) -> None:
         def parsed() -> bool:
             return bool(self.http.get(f"/dags/{dag_id}").status_code == 200)
 
-        wait_for(parsed, f"DAG {dag_id} to be parsed", timeout=timeout, check=self.check_alive)
+        wait_until(
+            parsed, f"DAG {dag_id} to be parsed", timeout=timeout, check=self.check_alive, interval=STACK_POLL
+        )
 
     def unpause(self, dag_id: str) -> None:
         self._call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
@@ -433,7 +416,9 @@ class AirflowStack:
             state = self.dag_run_state(dag_id, run_id)
             return state if state in ("success", "failed") else None
 
-        return wait_for(finished, f"run {run_id} to finish", timeout=timeout, check=self.check_alive)
+        return wait_until(
+            finished, f"run {run_id} to finish", timeout=timeout, check=self.check_alive, interval=STACK_POLL
+        )
 
     def wait_for_tasks(
         self,
@@ -463,11 +448,12 @@ class AirflowStack:
             )
             return tis if done else None
 
-        return wait_for(
+        return wait_until(
             finished,
             f"tasks {', '.join(task_ids)} of {run_id} to finish",
             timeout=timeout,
             check=self.check_alive,
+            interval=STACK_POLL,
         )
 
     def clear(self, dag_id: str, run_id: str, task_ids: list[str]) -> None:

@@ -36,8 +36,9 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from kubeharness import NAMESPACE_READ_RULES, Cluster, Identity
-from tests.harness.airflow_stack import REPO_ROOT, TERMINAL_STATES, AirflowStack, tail, wait_for
+from kubeharness import NAMESPACE_READ_RULES, Cluster, Identity, wait_until
+from kubeharness.processes import tail
+from tests.harness.airflow_stack import REPO_ROOT, TERMINAL_STATES, AirflowStack
 from tests.harness.executor_pods import POD_RULES
 from tests.harness.kubelet import EXECUTOR_POD_SELECTOR
 from tests.harness.soak_observers import HeartbeatSampler, PatientKubelet, PodRecorder, SeenPod, scan_log
@@ -364,7 +365,7 @@ class ChurnSoak:
             return not core.list_namespaced_pod(team.name, label_selector=EXECUTOR_POD_SELECTOR).items
 
         try:
-            wait_for(no_task_pods, f"the task pods in {team.name} to finish", timeout=20.0, interval=1.0)
+            wait_until(no_task_pods, f"the task pods in {team.name} to finish", timeout=20.0, interval=1.0)
         except TimeoutError:
             return "task pods still there after 20 s"
         team.binding.end()
@@ -401,7 +402,7 @@ class ChurnSoak:
                     return False
                 return True
 
-            wait_for(restored, f"namespace {team.name} to be restored", timeout=120.0, interval=2.0)
+            wait_until(restored, f"namespace {team.name} to be restored", timeout=120.0, interval=2.0)
 
     # after the churn -----------------------------------------------------------------------------
 
@@ -433,7 +434,7 @@ class ChurnSoak:
             return not unfinished
 
         with contextlib.suppress(TimeoutError):
-            wait_for(finished, "every task instance to finish", timeout=self.settle_timeout, interval=2.0)
+            wait_until(finished, "every task instance to finish", timeout=self.settle_timeout, interval=2.0)
         return unfinished
 
     def _wait_until_no_pod_is_left(self) -> tuple[list[str], float]:
@@ -448,7 +449,9 @@ class ChurnSoak:
             return not left
 
         with contextlib.suppress(TimeoutError):
-            wait_for(none_left, "every executor pod to be deleted", timeout=self.orphan_timeout, interval=2.0)
+            wait_until(
+                none_left, "every executor pod to be deleted", timeout=self.orphan_timeout, interval=2.0
+            )
         return left, time.monotonic() - started
 
     def _result(

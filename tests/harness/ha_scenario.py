@@ -35,8 +35,9 @@ from typing import Any
 import sqlalchemy
 from kubernetes import client
 
-from kubeharness import NAMESPACE_READ_RULES, Cluster, Identity
-from tests.harness.airflow_stack import REPO_ROOT, AirflowStack, TaskInstance, tail, wait_for
+from kubeharness import NAMESPACE_READ_RULES, Cluster, Identity, wait_until
+from kubeharness.processes import tail
+from tests.harness.airflow_stack import REPO_ROOT, STACK_POLL, AirflowStack, TaskInstance
 from tests.harness.churn_soak import dag_constants
 from tests.harness.executor_pods import POD_RULES
 from tests.harness.kubelet import EXECUTOR_POD_SELECTOR, Kubelet, PodWatch
@@ -99,7 +100,7 @@ def wait_converged(
         return gauges if all(gauges.get(name) == value for name, value in wanted.items()) else None
 
     try:
-        return wait_for(settled, f"{scheduler}'s discovery to settle", timeout=timeout, interval=1.0)
+        return wait_until(settled, f"{scheduler}'s discovery to settle", timeout=timeout, interval=1.0)
     except TimeoutError as err:
         raise TimeoutError(f"{err}: wanted {wanted}, last gauges {gauges}") from None
 
@@ -266,11 +267,12 @@ class HaScenario:
         stack, labels = self._stack_started(), self._labels()
         tasks = len(self.namespace_of) * self.map_width
         stack.trigger(self.dag_id, self.run_id)
-        wait_for(
+        wait_until(
             lambda: self._running_pods() >= tasks,
             f"{VICTIM} to launch all {tasks} pods and the kubelet to run them",
             timeout=timeout,
             check=stack.check_alive,
+            interval=STACK_POLL,
         )
         victim_job = self._only_worker(labels.snapshot())
         self.progress(
@@ -286,11 +288,12 @@ class HaScenario:
         stack.kill(VICTIM)
         killed_at = time.monotonic()
         self.cluster.label_namespace(UNLABELLED, {SELECTOR_LABEL: None})
-        wait_for(
+        wait_until(
             lambda: all(seen[-1] == str(survivor_job) for seen in labels.snapshot().values()),
             f"{SURVIVOR} to adopt every pod",
             timeout=timeout,
             check=stack.check_alive,
+            interval=STACK_POLL,
         )
         adopted_after = time.monotonic() - killed_at
         self.progress(
@@ -304,11 +307,12 @@ class HaScenario:
         left = self._wait_until_no_pod_is_left(timeout)
         # The task sets its own state; the executor's event for it is processed a loop later, and
         # a row another process holds locked is skipped until the next loop.
-        wait_for(
+        wait_until(
             lambda: len(self._finished_reports()) >= tasks,
             "every task's executor event to be processed",
             timeout=timeout,
             check=stack.check_alive,
+            interval=STACK_POLL,
         )
         # Drained: the unlabelled namespace's tasks are done, so it is neither used nor watched.
         survivor_gauges = self._converged(
@@ -357,7 +361,7 @@ class HaScenario:
                     ).scalars()
                     return next((int(job) for job in ids if int(job) != victim_job), None)
 
-            return wait_for(other, f"{SURVIVOR}'s job in the database", timeout=60)
+            return wait_until(other, f"{SURVIVOR}'s job in the database", timeout=60, interval=STACK_POLL)
         finally:
             engine.dispose()
 
@@ -385,7 +389,13 @@ class HaScenario:
             done = len(tis) == expected and all(ti.state in ("success", "failed") for ti in tis.values())
             return tis if done else None
 
-        return wait_for(finished, "every mapped task to finish", timeout=timeout, check=stack.check_alive)
+        return wait_until(
+            finished,
+            "every mapped task to finish",
+            timeout=timeout,
+            check=stack.check_alive,
+            interval=STACK_POLL,
+        )
 
     def _wait_until_no_pod_is_left(self, timeout: float) -> list[str]:
         core = client.CoreV1Api(self.cluster.admin_api_client())
@@ -399,7 +409,9 @@ class HaScenario:
 
         try:
             with contextlib.suppress(TimeoutError):
-                wait_for(none_left, "every executor pod to be deleted", timeout=timeout)
+                wait_until(
+                    none_left, "every executor pod to be deleted", timeout=timeout, interval=STACK_POLL
+                )
         finally:
             core.api_client.close()
         return left

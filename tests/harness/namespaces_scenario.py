@@ -26,8 +26,8 @@ from types import TracebackType
 
 from kubernetes import client
 
-from kubeharness import NAMESPACE_READ_RULES, Cluster, Identity
-from tests.harness.airflow_stack import REPO_ROOT, AirflowStack, TaskInstance, wait_for
+from kubeharness import NAMESPACE_READ_RULES, Cluster, Identity, wait_until
+from tests.harness.airflow_stack import REPO_ROOT, STACK_POLL, AirflowStack, TaskInstance
 from tests.harness.executor_pods import POD_RULES
 from tests.harness.kubelet import Kubelet, PodRun, PodWatch
 from tests.harness.statsd_listener import StatsdListener
@@ -217,11 +217,12 @@ class NamespacesScenario:
             match = DISCOVERY_LINE.search(log.read_text(errors="replace"))
             return match.group(0).rstrip() if match else None
 
-        return wait_for(
+        return wait_until(
             found,
             "the executor's discovery line in the scheduler log",
             timeout=timeout,
             check=self.stack.check_alive,
+            interval=STACK_POLL,
         )
 
     def start_kubelet(self) -> None:
@@ -298,7 +299,12 @@ class NamespacesScenario:
     def _wait_for_pods(self, tis: Iterable[TaskInstance], timeout: float = 120.0) -> None:
         """A task is marked done by its own process, which then takes a few seconds to exit."""
         pods = [pod for ti in tis if (pod := self.pod_of(ti.task_id, ti.try_number)) is not None]
-        wait_for(lambda: all(pod.done for pod in pods), "task pods' processes to exit", timeout=timeout)
+        wait_until(
+            lambda: all(pod.done for pod in pods),
+            "task pods' processes to exit",
+            timeout=timeout,
+            interval=STACK_POLL,
+        )
 
     def pod_of(self, task_id: str, try_number: int) -> PodRun | None:
         """The pod the kubelet stand-in ran for a task's try (annotations set by the executor)."""
