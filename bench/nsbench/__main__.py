@@ -79,7 +79,7 @@ def parse_args() -> argparse.Namespace:
         type=int,
         default=100,
         help="largest N the upstream executor is run at unconditionally; larger N only if "
-        "N x measured per-process RSS fits in half the available memory",
+        "N x measured per-process PSS fits in half the available memory",
     )
     parser.add_argument(
         "--recheck-interval",
