@@ -351,8 +351,13 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
                 return False
             if _RBAC_DENIAL in _api_message(e):
                 # Our own review does not confirm the refusal: an API server whose authorizer is
-                # still filling its caches after a restart. Not an answer: try again later.
-                return self._defer(task, f"'{namespace}' refused a pod that its access review allows")
+                # still filling its caches after a restart. Not an answer: try again later, and
+                # hold the namespace's other creates back meanwhile (create_holds.py).
+                held = self._scheduler.holds.hold(namespace)
+                return self._defer(
+                    task,
+                    f"'{namespace}' refused a pod that its access review allows; next try in {held:.1f}s",
+                )
         stop = bool(super()._handle_pod_publish_error(task, e))
         if task.key not in self.running:  # upstream failed it
             creates.answered(task.key)

@@ -24,6 +24,7 @@ from kubernetes import client
 from urllib3.util.ssl_ import create_urllib3_context
 
 from airflow_provider_nsdiscovery.cleanup import PodCleanup, PodCleanupJob
+from airflow_provider_nsdiscovery.create_holds import CreateHolds
 from airflow_provider_nsdiscovery.discovery.contracts import WatchPlan
 from airflow_provider_nsdiscovery.discovery.controller import CLUSTER_SCOPE
 from airflow_provider_nsdiscovery.discovery.source import REQUEST_TIMEOUT
@@ -123,6 +124,7 @@ class DynamicNamespaceKubernetesScheduler(AirflowKubernetesScheduler):
         self._watchers: WatcherSet[ThreadedPodWatcher] = WatcherSet(self._make_kube_watcher)
         self.cleanup = PodCleanup(self._clean_up)
         self.creates = UnansweredCreates()
+        self.holds = CreateHolds()
         self._start_gate = threading.local()
         self._wanted_plan: WatchPlan | None = None
         self._plan_requested = threading.Condition()
@@ -230,6 +232,8 @@ class DynamicNamespaceKubernetesScheduler(AirflowKubernetesScheduler):
         for job, error in results:
             if error is None:
                 self.creates.answered(job.key)
+                if (namespace := self.discovery.placement.namespace_of(job.key)) is not None:
+                    self.holds.release(namespace)
         return results
 
     def run_pod_async(self, pod: k8s.V1Pod, **kwargs: Any) -> Any:
@@ -253,6 +257,14 @@ class DynamicNamespaceKubernetesScheduler(AirflowKubernetesScheduler):
         # this second look sees the change and the task waits for the next loop. The executor's
         # error handler takes the task out again whenever no pod is created.
         namespace = pod.metadata.namespace
+        if held := self.holds.held_for(namespace):
+            raise NamespaceRefusedError(
+                NamespaceStatus(
+                    namespace,
+                    State.PENDING,
+                    f"it refused a pod moments ago that its access review allows; next try in {held:.1f}s",
+                )
+            )
         self.discovery.placement.place(next_job.key, namespace)
         now = self.discovery.status(namespace)
         if now is None or now.state is not State.PERMITTED:

@@ -15,7 +15,7 @@ import os
 import pytest
 
 from kubeharness import require_cluster
-from tests.harness.ha_load import LoadResult, LoadScenario
+from tests.harness.ha_load import POD_WATCHES, LoadResult, LoadScenario
 from tests.harness.postgres import require_postgres
 
 NAMESPACES = 200
@@ -46,7 +46,7 @@ def test_each_of_two_schedulers_started_together_discovers_and_watches_every_lab
         assert (gauges["namespaces.permitted"], gauges["watchers_running"]) == (everything, everything), name
         assert gauges["namespaces.forbidden"] == 0, name
     # Each scheduler holds its own pod watch per namespace: no sharing between replicas.
-    assert load.watches["WATCH pods namespace"] >= SCHEDULERS * everything, load.watches
+    assert load.watches[POD_WATCHES] >= SCHEDULERS * everything, load.watches
 
 
 def test_each_scheduler_reviews_its_access_to_every_namespace_itself(load: LoadResult) -> None:

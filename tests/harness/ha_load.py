@@ -19,9 +19,10 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
-from kubeharness import NAMESPACE_READ_RULES, Cluster
-from tests.harness.airflow_stack import AirflowStack
+from kubeharness import NAMESPACE_READ_RULES, Cluster, wait_until
+from tests.harness.airflow_stack import STACK_POLL, AirflowStack
 from tests.harness.apiserver_metrics import SCHEDULER_RESOURCES, ApiMetrics, request_delta
 from tests.harness.executor_pods import POD_RULES
 from tests.harness.fleet import team_namespaces
@@ -36,6 +37,8 @@ from tests.harness.postgres import Postgres
 from tests.harness.statsd_listener import StatsdListener
 
 SELECTOR_LABEL = "airflow-enabled"
+POD_WATCHES = "WATCH pods namespace"
+"""The API server's name for open per-namespace pod watches (apiserver_longrunning_requests)."""
 RBAC_RESOURCES = frozenset({"roles", "rolebindings", "clusterroles", "clusterrolebindings"})
 """Counted too: the executor tries to watch them (and is refused here) to see access changes."""
 
@@ -150,8 +153,23 @@ class LoadScenario:
                 statsd, name, permitted=everything, watched=everything, timeout=timeout
             )
             stack.check_alive()
+        # A watcher counts as running once its thread has started; its WATCH is open when the API
+        # server says so, which on a loaded machine can be seconds later for 400 TLS connections.
+        expected = self.schedulers * everything
+
+        def pod_watches_open() -> dict[str, Any] | None:
+            scrape = metrics.scrape()
+            opened = scrape["longrunning"][POD_WATCHES] - before["longrunning"][POD_WATCHES]
+            return scrape if opened >= expected else None
+
+        settled = wait_until(
+            pod_watches_open,
+            f"{expected} pod watches open at the API server",
+            timeout=timeout,
+            interval=STACK_POLL,
+            check=stack.check_alive,
+        )
         converge_seconds = time.monotonic() - started
-        settled = metrics.scrape()
         time.sleep(steady_seconds)  # a measurement window, not a wait for something to happen
         stack.check_alive()
         after = metrics.scrape()
