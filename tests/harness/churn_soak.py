@@ -29,7 +29,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import urllib3
@@ -41,6 +40,7 @@ from kubeharness.processes import tail
 from tests.harness.airflow_stack import REPO_ROOT, TERMINAL_STATES, AirflowStack
 from tests.harness.executor_pods import POD_RULES
 from tests.harness.kubelet import EXECUTOR_POD_SELECTOR
+from tests.harness.scenario import Scenario
 from tests.harness.soak_observers import HeartbeatSampler, PatientKubelet, PodRecorder, SeenPod, scan_log
 from tests.harness.soak_result import TRANSIENT_ERROR_MARKS, SoakResult
 
@@ -135,7 +135,7 @@ class Team:
     binding: Periods = field(default_factory=Periods)
 
 
-class ChurnSoak:
+class ChurnSoak(Scenario):
     """Runs the soak; a context manager that stops everything it started.
 
     ``cluster`` is a control plane that is not started yet; logs go under ``workdir``.
@@ -157,6 +157,7 @@ class ChurnSoak:
         orphan_timeout: float = 360.0,
         airflow_config: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
+        super().__init__()
         self.cluster = cluster
         self.workdir = Path(workdir)
         self.seed = seed
@@ -181,19 +182,6 @@ class ChurnSoak:
         self.pods: PodRecorder | None = None
         self.heartbeat: HeartbeatSampler | None = None
         self._admin_client: client.ApiClient | None = None
-        self._exit = contextlib.ExitStack()
-
-    def __enter__(self) -> ChurnSoak:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        """Stops what was started, last first; safe after a failed step."""
-        self._exit.close()
 
     # set-up --------------------------------------------------------------------------------------
 

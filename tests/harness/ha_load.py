@@ -13,12 +13,10 @@ discovery has settled, and after a further steady window.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from kubeharness import NAMESPACE_READ_RULES, Cluster, wait_until
@@ -34,6 +32,7 @@ from tests.harness.ha_scenario import (
     wait_converged,
 )
 from tests.harness.postgres import Postgres
+from tests.harness.scenario import Scenario
 from tests.harness.statsd_listener import StatsdListener
 
 SELECTOR_LABEL = "airflow-enabled"
@@ -80,27 +79,19 @@ class LoadResult:
         return "\n".join(lines)
 
 
-class LoadScenario:
+class LoadScenario(Scenario):
     """A context manager that stops everything it started."""
 
     def __init__(
         self, cluster: Cluster, workdir: Path, *, namespaces: int = 200, schedulers: int = 2
     ) -> None:
+        super().__init__()
         self.cluster = cluster
         self.workdir = Path(workdir)
         self.namespaces = namespaces
         self.schedulers = schedulers
         self.stack: AirflowStack | None = None
         self.statsd: StatsdListener | None = None
-        self._exit = contextlib.ExitStack()
-
-    def __enter__(self) -> LoadScenario:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._exit.close()
 
     def start(self) -> None:
         """Everything but the schedulers, from the main thread."""

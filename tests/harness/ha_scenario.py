@@ -29,7 +29,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import sqlalchemy
@@ -42,6 +41,7 @@ from tests.harness.churn_soak import dag_constants
 from tests.harness.executor_pods import POD_RULES
 from tests.harness.kubelet import EXECUTOR_POD_SELECTOR, Kubelet, PodWatch
 from tests.harness.postgres import Postgres
+from tests.harness.scenario import Scenario
 from tests.harness.soak_observers import PodRecorder, SeenPod
 from tests.harness.statsd_listener import StatsdListener
 
@@ -157,10 +157,11 @@ class HaResult:
     survivor_log: str
 
 
-class HaScenario:
+class HaScenario(Scenario):
     """Runs the scenario; a context manager that stops everything it started."""
 
     def __init__(self, cluster: Cluster, workdir: Path, progress: Progress = lambda message: None) -> None:
+        super().__init__()
         self.cluster = cluster
         self.workdir = Path(workdir)
         self.progress = progress
@@ -177,15 +178,6 @@ class HaScenario:
         self.kubelet: Kubelet | None = None
         self.pods: PodRecorder | None = None
         self.labels: WorkerLabels | None = None
-        self._exit = contextlib.ExitStack()
-
-    def __enter__(self) -> HaScenario:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._exit.close()
 
     # set-up --------------------------------------------------------------------------------------
 

@@ -14,7 +14,6 @@ Every step reports progress through a callback, so the demo can narrate and the 
 
 from __future__ import annotations
 
-import contextlib
 import re
 import subprocess
 import threading
@@ -22,7 +21,6 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 from kubernetes import client
 
@@ -30,6 +28,7 @@ from kubeharness import NAMESPACE_READ_RULES, Cluster, Identity, wait_until
 from tests.harness.airflow_stack import REPO_ROOT, STACK_POLL, AirflowStack, TaskInstance
 from tests.harness.executor_pods import POD_RULES
 from tests.harness.kubelet import Kubelet, PodRun, PodWatch
+from tests.harness.scenario import Scenario
 from tests.harness.statsd_listener import StatsdListener
 
 DAG_ID = "namespaces_demo"
@@ -102,7 +101,7 @@ class Outcome:
     pod: PodRun | None = None
 
 
-class NamespacesScenario:
+class NamespacesScenario(Scenario):
     """Runs the scenario step by step; a context manager that stops everything it started.
 
     ``cluster`` is a control plane that is not started yet. Logs (Airflow components, task pods)
@@ -110,6 +109,7 @@ class NamespacesScenario:
     """
 
     def __init__(self, cluster: Cluster, workdir: Path, progress: Progress = lambda message: None) -> None:
+        super().__init__()
         self.cluster = cluster
         self.workdir = Path(workdir)
         self.progress = progress
@@ -121,21 +121,8 @@ class NamespacesScenario:
         self.run_id = f"demo__{time.strftime('%Y%m%dT%H%M%S')}"
         self.team_c_labelled_at: int | None = None
         """resourceVersion of the team-c namespace once it was labelled."""
-        self._exit = contextlib.ExitStack()
 
     # lifecycle ---------------------------------------------------------------------------------
-
-    def __enter__(self) -> NamespacesScenario:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        """Stops what was started, last first; safe to call twice and after a failed step."""
-        self._exit.close()
 
     def _on_exit(self, what: str, stop: Callable[[], None]) -> None:
         def timed() -> None:

@@ -9,15 +9,14 @@ No kubelet is needed: nothing is ever launched.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 
 from kubeharness import NAMESPACE_READ_RULES, Cluster, Identity
 from tests.harness.airflow_stack import REPO_ROOT, AirflowStack, TaskInstance
 from tests.harness.executor_pods import POD_RULES
+from tests.harness.scenario import Scenario
 
 DAGS_FOLDER = REPO_ROOT / "tests" / "e2e" / "refusal_dags"
 DAG_ID = "refused_tasks"
@@ -29,25 +28,17 @@ SELECTOR_LABEL = {"airflow-enabled": "true"}
 Progress = Callable[[str], None]
 
 
-class RefusalScenario:
+class RefusalScenario(Scenario):
     """A context manager that stops everything it started, last first; logs go under ``workdir``."""
 
     def __init__(self, cluster: Cluster, workdir: Path, progress: Progress = lambda message: None) -> None:
+        super().__init__()
         self.cluster = cluster
         self.workdir = Path(workdir)
         self.progress = progress
         self.scheduler: Identity | None = None
         self.stack: AirflowStack | None = None
         self.run_id = f"refused__{time.strftime('%Y%m%dT%H%M%S')}"
-        self._exit = contextlib.ExitStack()
-
-    def __enter__(self) -> RefusalScenario:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._exit.close()
 
     def start(self) -> AirflowStack:
         self.cluster.start()
