@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,6 +86,8 @@ class ChildExecutor:
         self.executor.job_id = spec["job_id"]
         self.rec = Recorder()
         self.tasks = 0
+        self.pods: dict[str, str] = {}  # namespace -> name of the last pod created there
+        self._sync_loop: tuple[threading.Event, threading.Thread] | None = None
 
     # The commands that read discovery or our scheduler's internals run only with impl "ours".
 
@@ -211,10 +214,21 @@ class ChildExecutor:
 
         def timed_run_pod_async(pod: Any, **kwargs: Any) -> Any:
             response = run_pod_async(pod, **kwargs)
+            self.pods[pod.metadata.namespace] = pod.metadata.name
             rec.add(pod.metadata.namespace, "pod-created", time.monotonic())
             return response
 
         scheduler.run_pod_async = timed_run_pod_async  # type: ignore[method-assign]
+
+        placement = self._discovery().placement
+        placement_changed = placement.on_change
+
+        def timed_placement_change(namespace: str) -> None:
+            placement_changed(namespace)
+            if placement.count(namespace) == 0:
+                rec.add(namespace, "no-tasks", time.monotonic())
+
+        placement.on_change = timed_placement_change
 
     def _await_exit(self, namespace: str, watcher: Any) -> None:
         watcher.join(10)
@@ -253,13 +267,114 @@ class ChildExecutor:
         self.executor.sync()
         state = self.executor.event_buffer.get(key)
         refused = str(state[1]) if state and str(state[0]) == "failed" else None
+        t_created = self.rec.first_after(ns, "pod-created", t_recv)
         return {
             "t_recv": t_recv,
-            "t_created": self.rec.first_after(ns, "pod-created", t_recv),
+            "t_created": t_created,
+            "pod": self.pods.get(ns) if t_created is not None else None,
             "t_sync_done": time.monotonic(),
             "on_demand": counters.validation_misses - misses,
             "refused": refused,
         }
+
+    def op_loop_cost(self, namespaces: list[str], tasks: int) -> dict[str, Any]:
+        """Per task, ``execute_async`` (pod_override naming a permitted namespace) + the ``sync()``
+        that creates its pod, while every watcher runs; the namespaces are taken in turn.
+
+        Ours runs ``tasks`` tasks each way, alternating: with the pre-launch check ("on"), and with
+        the scheduler's ``_build_pod_request`` bound to upstream's own (``AirflowKubernetesScheduler``'s,
+        reached through the class hierarchy: no check, no placement; "off"). In "on", the time spent
+        in our ``_build_pod_request`` beyond upstream's inside it is the check's share ("check_ms").
+        """
+        from airflow.providers.cncf.kubernetes.executors.kubernetes_executor_utils import (
+            AirflowKubernetesScheduler,
+        )
+        from kubernetes.client import models as k8s
+
+        scheduler = self._scheduler()
+        upstream_build = AirflowKubernetesScheduler._build_pod_request
+        ours_build = scheduler._build_pod_request
+        inner: list[float] = []  # seconds in upstream's _build_pod_request, per call
+        outer: list[float] = []  # seconds in ours, per call
+
+        def timed_upstream_build(self: AirflowKubernetesScheduler, next_job: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return upstream_build(self, next_job)
+            finally:
+                inner.append(time.perf_counter() - started)
+
+        def timed_ours(next_job: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return ours_build(next_job)
+            finally:
+                outer.append(time.perf_counter() - started)
+
+        builds: dict[str, Callable[[Any], Any]] = {
+            "on": timed_ours,
+            "off": functools.partial(upstream_build, scheduler),
+            "upstream": ours_build,  # upstream's scheduler: its own method
+        }
+        modes = ["on", "off"] if self.impl == "ours" else ["upstream"]
+        out: dict[str, dict[str, list[float]]] = {m: {"total_ms": [], "check_ms": []} for m in modes}
+        failed = 0
+        AirflowKubernetesScheduler._build_pod_request = timed_upstream_build  # type: ignore[method-assign]
+        try:
+            for i in range(tasks * len(modes)):
+                mode = modes[i % len(modes)]
+                ns = namespaces[(i // len(modes)) % len(namespaces)]
+                key = self._key()
+                config = {"pod_override": k8s.V1Pod(metadata=k8s.V1ObjectMeta(namespace=ns))}
+                scheduler._build_pod_request = builds[mode]  # type: ignore[method-assign,assignment]
+                del inner[:], outer[:]
+                started = time.perf_counter()
+                self.executor.running.add(key)
+                self.executor.execute_async(
+                    key,
+                    ["airflow", "tasks", "run", key.dag_id, key.task_id, key.run_id],
+                    executor_config=config,
+                )
+                self.executor.sync()
+                out[mode]["total_ms"].append((time.perf_counter() - started) * 1000)
+                if mode == "on" and outer and inner:
+                    out[mode]["check_ms"].append((outer[-1] - inner[-1]) * 1000)
+                state = self.executor.event_buffer.get(key)
+                failed += bool(state and str(state[0]) == "failed")
+        finally:
+            AirflowKubernetesScheduler._build_pod_request = upstream_build  # type: ignore[method-assign]
+            scheduler._build_pod_request = ours_build  # type: ignore[method-assign]
+        return {"modes": out, "failed": failed, "watchers": len(scheduler.kube_watchers)}
+
+    def op_access_watched(self) -> dict[str, Any]:
+        return {"watched": self._discovery().access_watched}
+
+    def op_sync_loop(self, cadence: float) -> dict[str, Any]:
+        """Start (cadence > 0) or stop (0) calling ``sync()`` every ``cadence`` seconds on a thread.
+
+        The scheduler calls the executor's heartbeat (and so ``sync()``) once per scheduler loop;
+        an idle scheduler sleeps ``scheduler_idle_sleep_time`` between loops. Each sync's start
+        is recorded under ("", "sync"). No other op may call ``sync()`` while the loop runs.
+        """
+        if self._sync_loop is not None:
+            stop, thread = self._sync_loop
+            stop.set()
+            thread.join(30)
+            self._sync_loop = None
+        if cadence <= 0:
+            return {}
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.is_set():
+                self.rec.add("", "sync", time.monotonic())
+                self.executor.sync()
+                stop.wait(cadence)
+
+        thread = threading.Thread(target=loop, name="bench-sync-loop", daemon=True)
+        thread.start()
+        self._sync_loop = (stop, thread)
+        return {}
 
     def op_validation(
         self,

@@ -71,15 +71,16 @@ def latency_rows(
         ("delete_to_stopped", "namespace deleted → watcher stopped", goal),
         (
             "revoke_to_forbidden",
-            f"RoleBinding removed → `forbidden` (access_recheck_interval "
+            f"RoleBinding removed → `forbidden`, without RBAC watch rights (access_recheck_interval "
             f"{lat.get('recheck_interval', 2):g} s, jitter 0.1)",
             f"≤ {bound:.0f} ms (bound)",
         ),
         (
             "revoke_to_stopped",
-            "RoleBinding removed → watcher stopped (same interval)",
+            "RoleBinding removed → watcher stopped, without RBAC watch rights (same interval)",
             f"≤ {bound:.0f} ms (bound)",
         ),
+        *access_path_spec(lat, goal),
         (
             "label_patch_rtt",
             "admin label PATCH round trip (context: part of every label row)",
@@ -102,6 +103,43 @@ def latency_rows(
             verdict = "met" if stats["max"] <= bound else "**missed**"
         rows.append((title, stats, target, verdict))
     return rows
+
+
+def access_path_spec(lat: dict[str, Any], goal: str) -> list[tuple[str, str, str]]:
+    """The rows of scenarios/revocation.py and scenarios/drain.py: (key, title, goal or "")."""
+    no_watch = "without RBAC watch rights, access_recheck_interval 60 s: RoleBinding removed, a task launched"
+    return [
+        (
+            "revoke_watched_to_forbidden",
+            "RoleBinding removed → `forbidden`, RBAC watch granted (default settings)",
+            goal,
+        ),
+        (
+            "revoke_watched_to_stopped",
+            "RoleBinding removed → watcher stopped, RBAC watch granted (context)",
+            "",
+        ),
+        ("launch403_delete_to_forbidden", f"{no_watch} → `forbidden`, from the DELETE (context)", ""),
+        (
+            "launch403_launch_to_forbidden",
+            "of which: from the launch (`execute_async` + `sync()`, whose create gets the 403) (context)",
+            "",
+        ),
+        ("launch403_delete_to_stopped", f"{no_watch} → watcher stopped, from the DELETE (context)", ""),
+        ("launch403_launch_to_stopped", "of which: from the launch (context)", ""),
+        (
+            "drain_to_stopped",
+            "draining namespace, its last pod finished (status written) → watcher stopped, executor "
+            f"`sync()` every {lat.get('drain_cadence_s', 1.0):g} s",
+            goal,
+        ),
+        (
+            "drain_to_task_done",
+            "of which: pod finished → task out of the executor's placement (in a `sync()`) (context)",
+            "",
+        ),
+        ("drain_task_done_to_stopped", "of which: task out of the placement → watcher stopped (context)", ""),
+    ]
 
 
 FLOOR_ROWS = (

@@ -15,10 +15,20 @@ import statistics
 import time
 from collections import Counter
 
-from ..common import FORBIDDEN_SELECTOR_KEY, SELECTOR_KEY, fmt_p, log, ms_after, per_call
+from ..common import (
+    FORBIDDEN_SELECTOR_KEY,
+    SELECTOR_KEY,
+    WATCHED_SELECTOR_KEY,
+    fmt_p,
+    log,
+    ms_after,
+    per_call,
+)
 from ..context import Bench
 from ..driver import Child
 from ..probes import phase
+from .drain import run_drain
+from .revocation import run_revoke_then_launch, run_revoke_watched
 
 
 def run_latency(bench: Bench) -> None:
@@ -31,11 +41,17 @@ def run_latency(bench: Bench) -> None:
         "v": [f"val-{i:02d}" for i in range(5)],  # forced-miss validation
         "f": [f"lat-f-{i:03d}" for i in range(count)],  # RoleBinding removed
         "b": [f"lat-b-{i:03d}" for i in range(bench.args.burst)],  # labelled all at once
+        "g": [f"lat-g-{i:03d}" for i in range(count)],  # RoleBinding removed, RBAC watched
+        "k": [f"lat-k-{i:03d}" for i in range(max(trials, 30) + warm)],  # RoleBinding removed, launch
+        "r": [f"lat-r-{i:03d}" for i in range(bench.args.drain_trials + warm)],  # drained
     }
     started = time.monotonic()
     bench.create_namespaces(names["w"] + names["p"] + names["b"] + ["val-unselected"], None, grant=True)
-    bench.create_namespaces(names["d"] + names["v"], {SELECTOR_KEY: "true"}, grant=True)
+    bench.create_namespaces(
+        names["d"] + names["v"] + names["k"] + names["r"], {SELECTOR_KEY: "true"}, grant=True
+    )
     bench.create_namespaces(names["f"], {FORBIDDEN_SELECTOR_KEY: "true"}, grant=True)
+    bench.create_namespaces(names["g"], {WATCHED_SELECTOR_KEY: "true"}, grant=True)
     log(
         f"created {sum(map(len, names.values())) + 1} namespaces with RoleBindings in "
         f"{time.monotonic() - started:.1f}s"
@@ -43,7 +59,7 @@ def run_latency(bench: Bench) -> None:
 
     phase("latency")
     child = bench.spawn("latency", "ours", bench.executor_env("ours"))
-    start = child.call("start", expect=[bench.home, *names["d"], *names["v"]])
+    start = child.call("start", expect=[bench.home, *names["d"], *names["v"], *names["k"], *names["r"]])
     log(f"latency executor started in {start['t_returned'] - start['t0']:.2f}s ({start['live']} watchers)")
     for _ in range(3):  # warm the launch path: pod template, generator, connection pools
         child.call("launch", ns=bench.home)
@@ -51,11 +67,14 @@ def run_latency(bench: Bench) -> None:
     label_added_then_launch(bench, child, names["p"], warm)
     label_removed(bench, child, names["w"], warm)
     namespace_deleted(bench, child, names["d"], warm)
+    run_revoke_then_launch(bench, child, names["k"], warm)
+    run_drain(bench, child, names["r"], warm)
     measure_pod_list(bench, names["p"][-1])
     run_validation(bench, child, permitted=names["p"][-1], forced_miss=names["v"])
     label_burst(bench, child, names["b"])
     bench.close_child(child)
     run_forbidden(bench, names["f"], warm)
+    run_revoke_watched(bench, names["g"], warm)
 
 
 def label_added(bench: Bench, child: Child, names: list[str], warm: int) -> None:
