@@ -24,7 +24,6 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -278,73 +277,11 @@ class ChildExecutor:
         }
 
     def op_loop_cost(self, namespaces: list[str], tasks: int) -> dict[str, Any]:
-        """Per task, ``execute_async`` (pod_override naming a permitted namespace) + the ``sync()``
-        that creates its pod, while every watcher runs; the namespaces are taken in turn.
+        from .loop_probe import LoopCost
 
-        Ours runs ``tasks`` tasks each way, alternating: with the pre-launch check ("on"), and with
-        the scheduler's ``_build_pod_request`` bound to upstream's own (``AirflowKubernetesScheduler``'s,
-        reached through the class hierarchy: no check, no placement; "off"). In "on", the time spent
-        in our ``_build_pod_request`` beyond upstream's inside it is the check's share ("check_ms").
-        """
-        from airflow.providers.cncf.kubernetes.executors.kubernetes_executor_utils import (
-            AirflowKubernetesScheduler,
+        return LoopCost(self.executor, self._scheduler(), self._key, ours=self.impl == "ours").run(
+            namespaces, tasks
         )
-        from kubernetes.client import models as k8s
-
-        scheduler = self._scheduler()
-        upstream_build = AirflowKubernetesScheduler._build_pod_request
-        ours_build = scheduler._build_pod_request
-        inner: list[float] = []  # seconds in upstream's _build_pod_request, per call
-        outer: list[float] = []  # seconds in ours, per call
-
-        def timed_upstream_build(self: AirflowKubernetesScheduler, next_job: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return upstream_build(self, next_job)
-            finally:
-                inner.append(time.perf_counter() - started)
-
-        def timed_ours(next_job: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return ours_build(next_job)
-            finally:
-                outer.append(time.perf_counter() - started)
-
-        builds: dict[str, Callable[[Any], Any]] = {
-            "on": timed_ours,
-            "off": functools.partial(upstream_build, scheduler),
-            "upstream": ours_build,  # upstream's scheduler: its own method
-        }
-        modes = ["on", "off"] if self.impl == "ours" else ["upstream"]
-        out: dict[str, dict[str, list[float]]] = {m: {"total_ms": [], "check_ms": []} for m in modes}
-        failed = 0
-        AirflowKubernetesScheduler._build_pod_request = timed_upstream_build  # type: ignore[method-assign]
-        try:
-            for i in range(tasks * len(modes)):
-                mode = modes[i % len(modes)]
-                ns = namespaces[(i // len(modes)) % len(namespaces)]
-                key = self._key()
-                config = {"pod_override": k8s.V1Pod(metadata=k8s.V1ObjectMeta(namespace=ns))}
-                scheduler._build_pod_request = builds[mode]  # type: ignore[method-assign,assignment]
-                del inner[:], outer[:]
-                started = time.perf_counter()
-                self.executor.running.add(key)
-                self.executor.execute_async(
-                    key,
-                    ["airflow", "tasks", "run", key.dag_id, key.task_id, key.run_id],
-                    executor_config=config,
-                )
-                self.executor.sync()
-                out[mode]["total_ms"].append((time.perf_counter() - started) * 1000)
-                if mode == "on" and outer and inner:
-                    out[mode]["check_ms"].append((outer[-1] - inner[-1]) * 1000)
-                state = self.executor.event_buffer.get(key)
-                failed += bool(state and str(state[0]) == "failed")
-        finally:
-            AirflowKubernetesScheduler._build_pod_request = upstream_build  # type: ignore[method-assign]
-            scheduler._build_pod_request = ours_build  # type: ignore[method-assign]
-        return {"modes": out, "failed": failed, "watchers": len(scheduler.kube_watchers)}
 
     def op_access_watched(self) -> dict[str, Any]:
         return {"watched": self._discovery().access_watched}
