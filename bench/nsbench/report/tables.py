@@ -3,6 +3,7 @@ scale (ours vs upstream, measured or extrapolated), steady state."""
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -147,6 +148,7 @@ FLOOR_ROWS = (
     ("rules_review", "one SelfSubjectRulesReview round trip (warm connection)"),
     ("pod_watch_open", "one pod WATCH opened, new connection (TCP + TLS + watch response headers)"),
     ("pod_watch_open_warm_connection", "one pod WATCH opened on a connection already set up"),
+    ("binding_deleted_event", "RoleBinding DELETE sent → DELETED event on a bare RoleBinding watch"),
 )
 
 
@@ -165,6 +167,7 @@ def floor_rows(results: dict[str, Any]) -> list[list[str]]:
     base = floor_p50(floor.get("label_to_ns_event", [])) + floor_p50(floor.get("rules_review", []))
     lat = results["latency"]
     opened = base + floor_p50(floor.get("pod_watch_open", []))
+    revoked = floor_p50(floor.get("binding_deleted_event", [])) + floor_p50(floor.get("rules_review", []))
     for key, title, ours_floor, what in (
         ("label_to_permitted", "ours: label applied → state `permitted`", base, "event + review"),
         ("label_to_watcher", "ours: label applied → watcher thread started", base, "event + review"),
@@ -174,8 +177,14 @@ def floor_rows(results: dict[str, Any]) -> list[list[str]]:
             opened,
             "event + review + new watch",
         ),
+        (
+            "revoke_watched_to_forbidden",
+            "ours: RoleBinding removed → `forbidden` (RBAC watched)",
+            revoked,
+            "binding event + review",
+        ),
     ):
-        if key in lat:
+        if key in lat and not math.isnan(ours_floor):
             st = across_runs([r["latency"][key] for r in results["latency_runs"] if key in r["latency"]])
             rows.append(
                 [

@@ -15,15 +15,18 @@ polled row of latency.py measures with a short interval, plays no part in either
 
 from __future__ import annotations
 
+import contextlib
 import random
+import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 
 from airflow_provider_nsdiscovery.discovery.permissions import RBAC_WATCH_RULE
 
 from ..common import RBAC_WATCH_ROLE, WATCHED_SELECTOR_KEY, fmt_p, log, ms_after
 from ..context import Bench
-from ..driver import Child
+from ..driver import Child, Recorder
 from ..probes import phase
 
 BINDING = "airflow-task-pods"  # what Bench.grant creates in each namespace
@@ -42,27 +45,56 @@ def run_revoke_watched(bench: Bench, names: list[str], warm: int) -> None:
                 raise TimeoutError("the executor did not start watching RBAC objects within 30 s")
             time.sleep(0.1)
         log(f"RBAC-watched executor (default settings) started with {start['live']} watchers")
-        forbidden, stopped = [], []
+        seen, stop_floor = bare_binding_watch(bench)
+        forbidden, stopped, floor = [], [], []
         for i, ns in enumerate(names):
             time.sleep(random.uniform(0.05, 0.1))
             t0 = time.monotonic()
             bench.rbac.delete_namespaced_role_binding(BINDING, ns)
             tf = child.call("wait", ns=ns, kind="state:forbidden", after=t0)["t"]
             ts = child.call("wait", ns=ns, kind="watch-stop", after=t0)["t"]
+            te = seen.wait(ns, "deleted", t0, timeout=5)
             if i >= warm:
                 forbidden.append(ms_after(tf, t0))
                 stopped.append(ms_after(ts, t0))
+                floor.append(ms_after(te, t0))
+        stop_floor()
         bench.close_child(child)
     finally:
         grant_rbac_watch(bench, granted=False)
     lat = bench.run["latency"]
     lat["revoke_watched_to_forbidden"] = forbidden
     lat["revoke_watched_to_stopped"] = stopped
+    bench.run["floor"]["binding_deleted_event"] = floor
     log(
         f"RoleBinding removed -> forbidden, RBAC watched: p50 {fmt_p(forbidden, 50)} "
         f"p99 {fmt_p(forbidden, 99)} ms; -> watcher stopped p50 {fmt_p(stopped, 50)} "
         f"p99 {fmt_p(stopped, 99)} ms"
     )
+
+
+def bare_binding_watch(bench: Bench) -> tuple[Recorder, Callable[[], None]]:
+    """The floor: a bare RoleBinding watch (kubernetes client, the scheduler identity), recording
+    when each namespace's DELETED event is read. Returns the record and how to stop the watch."""
+    from kubernetes import client, watch
+
+    seen = Recorder()
+    rbac = client.RbacAuthorizationV1Api(client.ApiClient(bench.identity.api_client.configuration))
+    version = rbac.list_role_binding_for_all_namespaces().metadata.resource_version
+    stream = watch.Watch()
+
+    def read() -> None:
+        # Stopping the stream drops its connection under the reader: that ends the loop with an error.
+        with contextlib.suppress(Exception):
+            for event in stream.stream(
+                rbac.list_role_binding_for_all_namespaces, resource_version=version, timeout_seconds=600
+            ):
+                if event["type"] == "DELETED":
+                    seen.add(event["object"].metadata.namespace, "deleted", time.monotonic())
+
+    threading.Thread(target=read, name="floor-binding-watch", daemon=True).start()
+    time.sleep(0.2)  # the watch request is on the wire before the first DELETE
+    return seen, stream.stop
 
 
 def grant_rbac_watch(bench: Bench, *, granted: bool) -> None:
