@@ -67,8 +67,9 @@ def method_section(results: dict[str, Any]) -> list[str]:
         "(`execute_async` + one `sync()`), timed from the DELETE and from the launch.",
         "- Drain: a watched namespace gets a task (pod created), loses its label (state `draining`), then "
         "the admin writes its pod's status `Succeeded` (`set_pod_phase`, a GET and the status PATCH, as a "
-        "kubelet would; t0 is taken before the GET). The executor's `sync()` runs on a thread every "
-        "`--drain-cadence` seconds, started at a random phase before t0; the watcher's stop is taken by the "
+        "kubelet would; t0 is taken before the GET). The executor's `sync()` runs on a thread, "
+        "`--drain-cadence` seconds after the previous one ended, started at a random phase before t0; "
+        "the watcher's stop is taken by the "
         "reconciler hook, the task leaving the placement by a hook on the placement's change callback. "
         "The 3 warm-up trials first wait 2 s with no `sync()` at all, to see whether the pod's event alone "
         "ends the drain.",

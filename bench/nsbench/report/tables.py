@@ -131,7 +131,7 @@ def access_path_spec(lat: dict[str, Any], goal: str) -> list[tuple[str, str, str
         (
             "drain_to_stopped",
             "draining namespace, its last pod finished (status written) → watcher stopped, executor "
-            f"`sync()` every {lat.get('drain_cadence_s', 1.0):g} s",
+            f"`sync()` {lat.get('drain_cadence_s', 1.0):g} s after the last one ended",
             goal,
         ),
         (
