@@ -8,13 +8,16 @@ Run from the repository root with the project's virtualenv::
 What it measures (see docs/benchmarks.md for the method and the latest numbers):
 
 1. latency of the watch-driven paths (label added -> watcher running, label added -> first pod,
-   label removed -> watcher stopped, namespace deleted -> watcher stopped) and of the re-check
-   path (RoleBinding removed -> forbidden), beside the floor a bare kubernetes client gets from the
-   same API server in the same run;
+   label removed -> watcher stopped, namespace deleted -> watcher stopped), of a RoleBinding
+   removed -> forbidden (re-checked on a short interval; seen by the RBAC watch at default
+   settings; met by the 403 of a launch), and of a draining namespace's last pod finished ->
+   watcher stopped, beside the floor a bare kubernetes client gets from the same API server;
 2. the cost of the pre-launch namespace check;
 3. start-up at N = 10 .. 1000 permitted namespaces, against the upstream KubernetesExecutor in
-   multi_namespace_mode with the same namespaces listed (one watcher process per namespace);
-4. steady-state API load at the largest N, per 10-second bucket.
+   multi_namespace_mode with the same namespaces listed (one watcher process per namespace), and
+   the scheduler loop's cost per task there (check on, bypassed, upstream);
+4. steady-state API load at the largest N, per 10-second bucket;
+5. one start-up of ours at a huge N (--huge, default 5000).
 
 Every measured executor runs in a child process of its own (``python -m bench.nsbench --child SPEC``),
 configured through AIRFLOW__* environment variables exactly like the integration tests'

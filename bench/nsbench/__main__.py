@@ -89,6 +89,27 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--revoke-spacing", type=float, default=0.25)
     parser.add_argument(
+        "--drain-cadence",
+        type=float,
+        default=1.0,
+        help="seconds between the executor's sync() calls in the drain scenario (an idle "
+        "scheduler's loop: [scheduler] scheduler_idle_sleep_time, default 1)",
+    )
+    parser.add_argument(
+        "--loop-tasks",
+        type=int,
+        default=200,
+        help="tasks per executor (and per mode) in the scheduler-loop cost, once per N; 0 skips it",
+    )
+    parser.add_argument(
+        "--huge",
+        type=int,
+        default=5000,
+        help="one start-up of ours at this N after the scale runs (not repeated, upstream not run); "
+        "0 skips it",
+    )
+    parser.add_argument("--drain-trials", type=int, default=50, help="trials of the drain scenario")
+    parser.add_argument(
         "--burst", type=int, default=200, help="namespaces labelled at once (each watch open timed)"
     )
     parser.add_argument("--steady-seconds", type=int, default=120)
@@ -126,6 +147,8 @@ def main() -> None:
     if args.quick:
         args.trials, args.sizes, args.steady_seconds = 10, [10, 100], 20
         args.check_iterations, args.miss_iterations, args.burst = 20_000, 50, 50
+        args.drain_trials, args.loop_tasks = 10, 20
+        args.huge = min(args.huge, 300)
     results = run(args)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
@@ -141,6 +164,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from .context import Bench
     from .harness import apiserver_version, prepare_airflow_home
     from .scenarios.floor import run_floor
+    from .scenarios.huge import run_huge
     from .scenarios.latency import run_latency
     from .scenarios.scale import run_scale
 
@@ -169,6 +193,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             bench.results["latency_runs"].append(bench.run)
         if not args.skip_scale:
             run_scale(bench)
+            if args.huge:
+                run_huge(bench)
     finally:
         bench.cleanup()
     wall = time.monotonic() - t_bench

@@ -85,6 +85,8 @@ class ChildExecutor:
         self.executor.job_id = spec["job_id"]
         self.rec = Recorder()
         self.tasks = 0
+        self.pods: dict[str, str] = {}  # namespace -> name of the last pod created there
+        self._sync_loop: tuple[threading.Event, threading.Thread] | None = None
 
     # The commands that read discovery or our scheduler's internals run only with impl "ours".
 
@@ -211,10 +213,21 @@ class ChildExecutor:
 
         def timed_run_pod_async(pod: Any, **kwargs: Any) -> Any:
             response = run_pod_async(pod, **kwargs)
+            self.pods[pod.metadata.namespace] = pod.metadata.name
             rec.add(pod.metadata.namespace, "pod-created", time.monotonic())
             return response
 
         scheduler.run_pod_async = timed_run_pod_async  # type: ignore[method-assign]
+
+        placement = self._discovery().placement
+        placement_changed = placement.on_change
+
+        def timed_placement_change(namespace: str) -> None:
+            placement_changed(namespace)
+            if placement.count(namespace) == 0:
+                rec.add(namespace, "no-tasks", time.monotonic())
+
+        placement.on_change = timed_placement_change
 
     def _await_exit(self, namespace: str, watcher: Any) -> None:
         watcher.join(10)
@@ -253,13 +266,52 @@ class ChildExecutor:
         self.executor.sync()
         state = self.executor.event_buffer.get(key)
         refused = str(state[1]) if state and str(state[0]) == "failed" else None
+        t_created = self.rec.first_after(ns, "pod-created", t_recv)
         return {
             "t_recv": t_recv,
-            "t_created": self.rec.first_after(ns, "pod-created", t_recv),
+            "t_created": t_created,
+            "pod": self.pods.get(ns) if t_created is not None else None,
             "t_sync_done": time.monotonic(),
             "on_demand": counters.validation_misses - misses,
             "refused": refused,
         }
+
+    def op_loop_cost(self, namespaces: list[str], tasks: int) -> dict[str, Any]:
+        from .loop_probe import LoopCost
+
+        return LoopCost(self.executor, self._scheduler(), self._key, ours=self.impl == "ours").run(
+            namespaces, tasks
+        )
+
+    def op_access_watched(self) -> dict[str, Any]:
+        return {"watched": self._discovery().access_watched}
+
+    def op_sync_loop(self, cadence: float) -> dict[str, Any]:
+        """Start (cadence > 0) or stop (0) calling ``sync()`` every ``cadence`` seconds on a thread.
+
+        The scheduler calls the executor's heartbeat (and so ``sync()``) once per scheduler loop;
+        an idle scheduler sleeps ``scheduler_idle_sleep_time`` between loops. Each sync's start
+        is recorded under ("", "sync"). No other op may call ``sync()`` while the loop runs.
+        """
+        if self._sync_loop is not None:
+            stop, thread = self._sync_loop
+            stop.set()
+            thread.join(30)
+            self._sync_loop = None
+        if cadence <= 0:
+            return {}
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.is_set():
+                self.rec.add("", "sync", time.monotonic())
+                self.executor.sync()
+                stop.wait(cadence)
+
+        thread = threading.Thread(target=loop, name="bench-sync-loop", daemon=True)
+        thread.start()
+        self._sync_loop = (stop, thread)
+        return {}
 
     def op_validation(
         self,

@@ -1,10 +1,11 @@
-"""The benchmark's own arithmetic: the other-load monitor and the summary of repeated runs."""
+"""The benchmark's own arithmetic: the other-load monitor, the summary of repeated runs, its gaps."""
 
 from __future__ import annotations
 
 import math
 
 from bench.nsbench.probes import CpuSampler
+from bench.nsbench.report.access_paths import access_paths_reading
 from bench.nsbench.report.runs import across_runs, normalized, spread
 
 ME, CHILD, GRANDCHILD = (100, 1.0), (200, 2.0), (300, 3.0)
@@ -66,3 +67,37 @@ def test_samples_of_repeated_runs_are_pooled_and_counts_added() -> None:
     pooled = normalized({"latency_runs": runs, "scale": []})["latency"]
 
     assert pooled == {"label_to_pod": [1.0, 2.0], "label_to_pod_refused": 1, "recheck_interval": 2.0}
+
+
+def _latency_results(**samples: list[float]) -> dict[str, object]:
+    return normalized({"latency_runs": [{"latency": dict(samples)}], "scale": []})
+
+
+def test_a_drain_stop_over_its_goal_is_a_gap_and_a_watched_revocation_under_its_goal_is_not() -> None:
+    results = _latency_results(
+        revoke_watched_to_forbidden=[10.0] * 50,
+        revoke_watched_to_stopped=[12.0] * 50,
+        drain_to_stopped=[50.0] * 49 + [900.0],
+        drain_to_task_done=[45.0] * 49 + [890.0],
+        drain_task_done_to_stopped=[5.0] * 50,
+    )
+    out: list[str] = []
+    gaps: list[str] = []
+
+    access_paths_reading(results, out, gaps)
+
+    assert len(gaps) == 1
+    assert gaps[0].startswith("last pod finished in a draining namespace → watcher stopped: p99 900 ms")
+
+
+def test_a_watched_revocation_that_never_happened_is_a_gap() -> None:
+    results = _latency_results(
+        revoke_watched_to_forbidden=[10.0] * 49 + [math.nan], revoke_watched_to_stopped=[12.0] * 50
+    )
+    gaps: list[str] = []
+
+    access_paths_reading(results, [], gaps)
+
+    assert gaps == [
+        "RoleBinding removed → forbidden (RBAC watched): p99 10.0 ms vs goal < 250 ms, 1 never happened"
+    ]

@@ -22,7 +22,13 @@ def method_section(results: dict[str, Any]) -> list[str]:
         "",
         f"This run: `--trials {args['trials']} --sizes {','.join(map(str, args['sizes']))} "
         f"--upstream-max {args['upstream_max']} --recheck-interval {args['recheck_interval']:g} "
-        f"--steady-seconds {args['steady_seconds']} --repeats {args.get('repeats', 1)}`.",
+        f"--steady-seconds {args['steady_seconds']} --repeats {args.get('repeats', 1)}"
+        + "".join(
+            f" --{name.replace('_', '-')} {args[name]:g}"
+            for name in ("drain_cadence", "drain_trials", "loop_tasks", "huge")
+            if name in args
+        )
+        + "`.",
         "",
         "## Method",
         "",
@@ -54,7 +60,19 @@ def method_section(results: dict[str, Any]) -> list[str]:
         "- RoleBinding removed: a second executor with a short `access_recheck_interval` watches its own "
         "labelled namespaces; RoleBindings are deleted one every "
         f"{args['revoke_spacing']:g} s at random phases of the re-check schedule, so the latency is spread "
-        "between 0 and the bound.",
+        "between 0 and the bound. Beside it, with the RBAC watch granted (the scheduler identity bound "
+        "to `RBAC_WATCH_RULE`, as deploy/rbac-watch.yaml does) a third executor at default settings; "
+        "and, without it, the latency executor (default `access_recheck_interval` 60 s): RoleBinding "
+        "deleted, then, once the scheduler's own access review says no, a task launched there "
+        "(`execute_async` + one `sync()`), timed from the DELETE and from the launch.",
+        "- Drain: a watched namespace gets a task (pod created), loses its label (state `draining`), then "
+        "the admin writes its pod's status `Succeeded` (`set_pod_phase`, a GET and the status PATCH, as a "
+        "kubelet would; t0 is taken before the GET). The executor's `sync()` runs on a thread, "
+        "`--drain-cadence` seconds after the previous one ended, started at a random phase before t0; "
+        "the watcher's stop is taken by the "
+        "reconciler hook, the task leaving the placement by a hook on the placement's change callback. "
+        "The 3 warm-up trials first wait 2 s with no `sync()` at all, to see whether the pod's event alone "
+        "ends the drain.",
         "- Validation cost: `timeit` in the executor process (best and median of 5 runs). The forced miss "
         "is `discovery.invalidate()`: it drops the cached review and looks again (one GET, one review), "
         "the same work `check()` does at launch time for a namespace labelled a moment ago (watch event "

@@ -8,6 +8,7 @@ from ..common import OTHER_LOAD_FLAG, fmt_ms, fmt_p
 from .method import method_section
 from .reading import reading
 from .runs import load_note, normalized, spread
+from .scale_extra import huge_section, loop_cost_section
 from .tables import (
     floor_rows,
     latency_rows,
@@ -240,6 +241,7 @@ def render(results: dict[str, Any]) -> str:
             + f"; peak {summary['peak_opens_per_s']} opens in one second.",
             "",
         ]
+    out += loop_cost_section(results) + huge_section(results)
     out += ["## Reading the results, and gaps vs goals", ""]
     out += reading(results, by_n)
     return "\n".join(out) + "\n"

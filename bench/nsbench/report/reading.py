@@ -24,6 +24,7 @@ from ..common import (
     stats_of,
     watch_goal_ms,
 )
+from .access_paths import access_paths_reading
 from .runs import across_runs
 from .tables import forbidden_bound_ms, steady_summary
 
@@ -45,6 +46,7 @@ def reading(results: dict[str, Any], by_n: dict[int, dict[str, dict[str, Any]]])
             )
     if lat:
         _reading_latency(results, by_n, out, gaps)
+        access_paths_reading(results, out, gaps)
     if val:
         _reading_validation(results, by_n, out, gaps)
     if by_n:
@@ -126,7 +128,12 @@ def _reading_latency(
         out.append(
             "- **RoleBinding removed**, as here, where the scheduler may not watch RBAC objects, is seen "
             "at the next access re-check (where it may, a change is acted on at once: "
-            "docs/benchmarks-access.md, `make bench-access`). With "
+            + (
+                "the RBAC-watched rows above"
+                if "revoke_watched_to_forbidden" in lat
+                else "docs/benchmarks-access.md, `make bench-access`"
+            )
+            + "). With "
             f"`access_recheck_interval={interval:g}` s and jitter 0.1 a re-check comes every "
             f"{interval * 0.9:g}-{interval * 1.1:g} s, observed on the engine's 0.25 s tick, so the expected "
             f"latency is uniform-ish between 0 and ≈ {bound:.0f} ms (mean ≈ {interval * 500 + 125:.0f} ms). "

@@ -3,6 +3,7 @@ scale (ours vs upstream, measured or extrapolated), steady state."""
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -71,15 +72,16 @@ def latency_rows(
         ("delete_to_stopped", "namespace deleted → watcher stopped", goal),
         (
             "revoke_to_forbidden",
-            f"RoleBinding removed → `forbidden` (access_recheck_interval "
+            f"RoleBinding removed → `forbidden`, without RBAC watch rights (access_recheck_interval "
             f"{lat.get('recheck_interval', 2):g} s, jitter 0.1)",
             f"≤ {bound:.0f} ms (bound)",
         ),
         (
             "revoke_to_stopped",
-            "RoleBinding removed → watcher stopped (same interval)",
+            "RoleBinding removed → watcher stopped, without RBAC watch rights (same interval)",
             f"≤ {bound:.0f} ms (bound)",
         ),
+        *access_path_spec(lat, goal),
         (
             "label_patch_rtt",
             "admin label PATCH round trip (context: part of every label row)",
@@ -104,11 +106,49 @@ def latency_rows(
     return rows
 
 
+def access_path_spec(lat: dict[str, Any], goal: str) -> list[tuple[str, str, str]]:
+    """The rows of scenarios/revocation.py and scenarios/drain.py: (key, title, goal or "")."""
+    no_watch = "without RBAC watch rights, access_recheck_interval 60 s: RoleBinding removed, a task launched"
+    return [
+        (
+            "revoke_watched_to_forbidden",
+            "RoleBinding removed → `forbidden`, RBAC watch granted (default settings)",
+            goal,
+        ),
+        (
+            "revoke_watched_to_stopped",
+            "RoleBinding removed → watcher stopped, RBAC watch granted (context)",
+            "",
+        ),
+        ("launch403_delete_to_forbidden", f"{no_watch} → `forbidden`, from the DELETE (context)", ""),
+        (
+            "launch403_launch_to_forbidden",
+            "of which: from the launch (`execute_async` + `sync()`, whose create gets the 403) (context)",
+            "",
+        ),
+        ("launch403_delete_to_stopped", f"{no_watch} → watcher stopped, from the DELETE (context)", ""),
+        ("launch403_launch_to_stopped", "of which: from the launch (context)", ""),
+        (
+            "drain_to_stopped",
+            "draining namespace, its last pod finished (status written) → watcher stopped, executor "
+            f"`sync()` {lat.get('drain_cadence_s', 1.0):g} s after the last one ended",
+            goal,
+        ),
+        (
+            "drain_to_task_done",
+            "of which: pod finished → task out of the executor's placement (in a `sync()`) (context)",
+            "",
+        ),
+        ("drain_task_done_to_stopped", "of which: task out of the placement → watcher stopped (context)", ""),
+    ]
+
+
 FLOOR_ROWS = (
     ("label_to_ns_event", "label PATCH sent → namespace ADDED event on a label-selector watch"),
     ("rules_review", "one SelfSubjectRulesReview round trip (warm connection)"),
     ("pod_watch_open", "one pod WATCH opened, new connection (TCP + TLS + watch response headers)"),
     ("pod_watch_open_warm_connection", "one pod WATCH opened on a connection already set up"),
+    ("binding_deleted_event", "RoleBinding DELETE sent → DELETED event on a bare RoleBinding watch"),
 )
 
 
@@ -127,6 +167,7 @@ def floor_rows(results: dict[str, Any]) -> list[list[str]]:
     base = floor_p50(floor.get("label_to_ns_event", [])) + floor_p50(floor.get("rules_review", []))
     lat = results["latency"]
     opened = base + floor_p50(floor.get("pod_watch_open", []))
+    revoked = floor_p50(floor.get("binding_deleted_event", [])) + floor_p50(floor.get("rules_review", []))
     for key, title, ours_floor, what in (
         ("label_to_permitted", "ours: label applied → state `permitted`", base, "event + review"),
         ("label_to_watcher", "ours: label applied → watcher thread started", base, "event + review"),
@@ -136,8 +177,14 @@ def floor_rows(results: dict[str, Any]) -> list[list[str]]:
             opened,
             "event + review + new watch",
         ),
+        (
+            "revoke_watched_to_forbidden",
+            "ours: RoleBinding removed → `forbidden` (RBAC watched)",
+            revoked,
+            "binding event + review",
+        ),
     ):
-        if key in lat:
+        if key in lat and not math.isnan(ours_floor):
             st = across_runs([r["latency"][key] for r in results["latency_runs"] if key in r["latency"]])
             rows.append(
                 [

@@ -15,10 +15,20 @@ import statistics
 import time
 from collections import Counter
 
-from ..common import FORBIDDEN_SELECTOR_KEY, SELECTOR_KEY, fmt_p, log, ms_after, per_call
+from ..common import (
+    FORBIDDEN_SELECTOR_KEY,
+    SELECTOR_KEY,
+    WATCHED_SELECTOR_KEY,
+    fmt_p,
+    log,
+    ms_after,
+    per_call,
+)
 from ..context import Bench
 from ..driver import Child
 from ..probes import phase
+from .drain import run_drain
+from .revocation import run_revoke_then_launch, run_revoke_watched
 
 
 def run_latency(bench: Bench) -> None:
@@ -31,11 +41,18 @@ def run_latency(bench: Bench) -> None:
         "v": [f"val-{i:02d}" for i in range(5)],  # forced-miss validation
         "f": [f"lat-f-{i:03d}" for i in range(count)],  # RoleBinding removed
         "b": [f"lat-b-{i:03d}" for i in range(bench.args.burst)],  # labelled all at once
+        "g": [f"lat-g-{i:03d}" for i in range(count)],  # RoleBinding removed, RBAC watched
+        "k": [f"lat-k-{i:03d}" for i in range(max(trials, 30) + warm)],  # RoleBinding removed, launch
+        "r": [f"lat-r-{i:03d}" for i in range(bench.args.drain_trials + warm)],  # drained
     }
     started = time.monotonic()
-    bench.create_namespaces(names["w"] + names["p"] + names["b"] + ["val-unselected"], None, grant=True)
+    later = names["k"] + names["r"]  # labelled once the rows above are measured, as they were before
+    bench.create_namespaces(
+        names["w"] + names["p"] + names["b"] + later + ["val-unselected"], None, grant=True
+    )
     bench.create_namespaces(names["d"] + names["v"], {SELECTOR_KEY: "true"}, grant=True)
     bench.create_namespaces(names["f"], {FORBIDDEN_SELECTOR_KEY: "true"}, grant=True)
+    bench.create_namespaces(names["g"], {WATCHED_SELECTOR_KEY: "true"}, grant=True)
     log(
         f"created {sum(map(len, names.values())) + 1} namespaces with RoleBindings in "
         f"{time.monotonic() - started:.1f}s"
@@ -51,11 +68,15 @@ def run_latency(bench: Bench) -> None:
     label_added_then_launch(bench, child, names["p"], warm)
     label_removed(bench, child, names["w"], warm)
     namespace_deleted(bench, child, names["d"], warm)
+    label_and_wait(bench, child, later)
+    run_revoke_then_launch(bench, child, names["k"], warm)
+    run_drain(bench, child, names["r"], warm)
     measure_pod_list(bench, names["p"][-1])
     run_validation(bench, child, permitted=names["p"][-1], forced_miss=names["v"])
     label_burst(bench, child, names["b"])
     bench.close_child(child)
     run_forbidden(bench, names["f"], warm)
+    run_revoke_watched(bench, names["g"], warm)
 
 
 def label_added(bench: Bench, child: Child, names: list[str], warm: int) -> None:
@@ -83,6 +104,18 @@ def label_added(bench: Bench, child: Child, names: list[str], warm: int) -> None
         f"label -> watcher running: p50 {fmt_p(watch, 50)} p99 {fmt_p(watch, 99)} ms; "
         f"-> watch open: p50 {fmt_p(opened, 50)} p99 {fmt_p(opened, 99)} ms"
     )
+
+
+def label_and_wait(bench: Bench, child: Child, names: list[str], timeout: float = 60.0) -> None:
+    """Label ``names`` (16 PATCHes in flight) and wait until each one's pod watch is open."""
+    sent = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda ns: bench.label(ns, "true"), names))
+    deadline = time.monotonic() + timeout
+    while not all(child.call("first", items=[[ns, "watch-open", sent] for ns in names])["t"]):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not every one of {len(names)} namespaces labelled got its watch open")
+        time.sleep(0.2)
 
 
 def label_burst(bench: Bench, child: Child, names: list[str]) -> None:

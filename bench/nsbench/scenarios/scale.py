@@ -20,6 +20,7 @@ from ..probes import (
     process_tree,
     watch_opens,
 )
+from .loop_cost import loop_cost_wanted, measure_loop_cost
 
 
 def run_scale(bench: Bench) -> None:
@@ -128,6 +129,8 @@ def measure_start(bench: Bench, impl: str, n: int, names: list[str], steady: boo
     )
     if steady:
         bench.results["steady"] = measure_steady(bench, child, n, start)
+    if loop_cost_wanted(bench, impl, n):
+        measure_loop_cost(bench, child, impl, n, names)
     bench.close_child(child)
     return result
 
