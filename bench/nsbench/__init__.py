@@ -14,7 +14,9 @@ What it measures (see docs/benchmarks.md for the method and the latest numbers):
 2. the cost of the pre-launch namespace check;
 3. start-up at N = 10 .. 1000 permitted namespaces, against the upstream KubernetesExecutor in
    multi_namespace_mode with the same namespaces listed (one watcher process per namespace);
-4. steady-state API load at the largest N, per 10-second bucket.
+4. the steady state at the largest N, idle, ours (RBAC watched) vs upstream over the same window
+   (default 720 s in 60 s buckets): access reviews, pod watch re-opens, new TLS connections to the
+   API server, other requests, CPU of the executor, kube-apiserver and etcd.
 
 Every measured executor runs in a child process of its own (``python -m bench.nsbench --child SPEC``),
 configured through AIRFLOW__* environment variables exactly like the integration tests'

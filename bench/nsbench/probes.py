@@ -207,16 +207,15 @@ def mem_available() -> int:
 _ESTABLISHED = "01"
 
 
-def _established_to(port: int) -> dict[int, int]:
-    """Local port -> socket inode of every ESTABLISHED TCP connection on this machine to ``port``."""
-    out: dict[int, int] = {}
+def _established_to(port: int) -> set[int]:
+    """Socket inodes of every ESTABLISHED TCP connection on this machine to ``port``."""
+    out: set[int] = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with contextlib.suppress(OSError):
             for line in Path(table).read_text().splitlines()[1:]:
                 fields = line.split()
-                if fields[3] != _ESTABLISHED or int(fields[2].rsplit(":", 1)[1], 16) != port:
-                    continue
-                out[int(fields[1].rsplit(":", 1)[1], 16)] = int(fields[9])
+                if fields[3] == _ESTABLISHED and int(fields[2].rsplit(":", 1)[1], 16) == port:
+                    out.add(int(fields[9]))
     return out
 
 
@@ -236,11 +235,13 @@ def _socket_inodes(pids: list[int]) -> set[int]:
 class ConnectionSampler:
     """Once a second: new TCP connections to the API server, all clients and those of one process tree.
 
-    A connection is new when its local port was not ESTABLISHED to the API server's port in the
-    previous sample; it is the executor's when its socket inode is held by a process of the tree
-    rooted at ``pid`` (read from /proc/<pid>/fd right after /proc/net/tcp, only when a sample shows
-    new ports). Every connection to kube-apiserver is TLS, so this counts TLS handshakes too. Sampled,
-    not traced: a connection opened and closed between two samples is not seen.
+    A connection is new when its socket (inode) was not ESTABLISHED to the API server's port in the
+    previous sample; not its local port, which loopback reuses at once (``tcp_tw_reuse``), so a
+    connection replaced within the second would hide its successor. It is the executor's when the
+    inode is held by a process of the tree rooted at ``pid`` (read from /proc/<pid>/fd right after
+    /proc/net/tcp, only when a sample shows new sockets). Every connection to kube-apiserver is TLS,
+    so this counts TLS handshakes too. Sampled, not traced: a connection opened and closed between
+    two samples is not seen.
     """
 
     def __init__(self, port: int, pid: int, interval: float = 1.0) -> None:
@@ -269,8 +270,8 @@ class ConnectionSampler:
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             now = _established_to(self.port)
-            new = {port: inode for port, inode in now.items() if port not in self._seen}
-            mine = len(set(new.values()) & _socket_inodes(self._tree_pids())) if new else 0
+            new = now - self._seen
+            mine = len(new & _socket_inodes(self._tree_pids())) if new else 0
             with self._lock:
                 self.new_all += len(new)
                 self.new_tree += mine

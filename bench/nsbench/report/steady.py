@@ -186,8 +186,8 @@ def steady_section(results: dict[str, Any]) -> list[str]:
         f"in `multi_namespace_mode`, at N={steady.get('upstream_n')} ({steady.get('upstream_why')}). "
         "Each window starts once kube-apiserver shows all the executor's pod watches open and is "
         "counted whole; requests are kube-apiserver's own count (`/metrics`); new connections are "
-        "sampled from /proc/net/tcp once a second (ESTABLISHED to the API server's port, local port "
-        "not seen the second before, owned by a process of the executor's tree via /proc/<pid>/fd), "
+        "sampled from /proc/net/tcp once a second (a socket ESTABLISHED to the API server's port that "
+        "was not the second before, owned by a process of the executor's tree via /proc/<pid>/fd), "
         "so a connection shorter than a second can be missed.",
         "",
         md_table(["", *(LABEL[i] for i in names)], summary),
@@ -196,16 +196,19 @@ def steady_section(results: dict[str, Any]) -> list[str]:
         "",
         "**What ends watches in the window.** kube-apiserver runs with "
         + (f"`--min-request-timeout={timeout}`" if timeout else "`--min-request-timeout` unset (1800 s)")
-        + ", which only times out watches that ask for no timeout of their own. Both executors run "
-        "upstream's `KubernetesJobWatcher._run` for pod watches (ours on a thread, "
-        "`executors/pod_watcher.py`), which asks the server for `timeout_seconds=3600` — longer than "
-        "the window — and sets the client read timeout `_request_timeout=30`. With no task, no pod "
-        "event comes, so every pod watch ends by the client's read timeout after 30 s: urllib3 drops "
-        "the connection, and the next watch opens a new TCP+TLS connection. Ours re-opens at once "
-        "(`ThreadedPodWatcher._watch_once` returns on `ReadTimeoutError`); upstream's "
-        "`KubernetesJobWatcher.run` sleeps 1 s first. Ours' namespace and RBAC watches (discovery's "
-        "reflectors) ask for `timeout_seconds=300` with a 330 s read timeout: the server ends them "
-        "cleanly every 5 min on a kept-alive connection (under other requests).",
+        + ", which only times out watches that ask for no timeout of their own; no task runs, so no pod "
+        "event comes and a watch ends by a timeout only. Upstream: `KubernetesJobWatcher._run` asks "
+        "the server for `timeout_seconds=3600` (longer than the window) but sets the client read "
+        "timeout `_request_timeout=30`, so each quiet pod watch ends by the client's read timeout after "
+        "30 s; urllib3 drops the connection, `KubernetesJobWatcher.run` sleeps 1 s and the next watch "
+        "opens a new TCP+TLS connection. Ours runs the same `_run` on a thread "
+        "(`executors/pod_watcher.py`), but with `kube_client_request_args` set by "
+        "`executors/scheduler.py` (`_watch_config`) unless the operator set them: "
+        "`timeout_seconds` drawn per watcher from 240-360 s and `_request_timeout=(10, timeout_seconds + "
+        "30)`, so the server ends each pod watch cleanly after 4-6 min and the watch re-opens on the "
+        "kept-alive connection. Ours' namespace and RBAC watches (discovery's reflectors) ask for "
+        "`timeout_seconds=300` with a 330 s read timeout, ended by the server the same way (under other "
+        "requests).",
         "",
     ]
     for impl in names:
@@ -263,61 +266,71 @@ def steady_reading(results: dict[str, Any], out: list[str], gaps: list[str]) -> 
         f"- **Steady state, ours at N={impls['ours']['n']}, RBAC watched**: {o['reviews']} access reviews "
         f"in {o['seconds']:.0f} s ({per_s(o['reviews'], o):.3f} per second; "
         f"{per_ns_hour(o['reviews'], o):.2f} per namespace per hour). {line} "
-        f"The pod watches cost more: {o['watch_ended']} re-opens ({per_s(o['watch_ended'], o):.1f} per "
-        f"second, {per_ns_hour(o['watch_ended'], o):.0f} per namespace per hour) on {o['conns']} new "
-        f"TLS connections seen from the executor's process; CPU {o['cpu']['scheduler']:.1f} % scheduler, "
-        f"{o['cpu']['apiserver']:.1f} % kube-apiserver, {o['cpu']['etcd']:.1f} % etcd (of one core)."
+        f"Pod watches: {o['watch_ended']} ended and re-opened ({per_ns_hour(o['watch_ended'], o):.1f} per "
+        f"namespace per hour), {o['conns']} new TLS connections from the executor's process "
+        f"({per_ns_hour(o['conns'], o):.1f} per namespace per hour); CPU {o['cpu']['scheduler']:.1f} % "
+        f"scheduler, {o['cpu']['apiserver']:.1f} % kube-apiserver, {o['cpu']['etcd']:.1f} % etcd (of one "
+        "core)."
     )
     if "upstream" in tot:
         u, un = tot["upstream"], impls["upstream"]["n"]
         text += (
-            f" Upstream at N={un}: {u['watch_ended']} re-opens ({per_ns_hour(u['watch_ended'], u):.0f} per "
-            f"namespace per hour) on {u['conns']} new TLS connections from its processes, no access "
-            f"reviews ({u['reviews']}); CPU {u['cpu']['scheduler']:.1f} % scheduler tree, "
-            f"{u['cpu']['apiserver']:.1f} % kube-apiserver, {u['cpu']['etcd']:.1f} % etcd."
+            f" Upstream at N={un}, same window length: {u['watch_ended']} pod watches re-opened "
+            f"({per_ns_hour(u['watch_ended'], u):.1f} per namespace per hour, its 30 s read timeout), "
+            f"{u['conns']} new TLS connections from its processes ({per_ns_hour(u['conns'], u):.1f} per "
+            f"namespace per hour), no access reviews ({u['reviews']}); CPU {u['cpu']['scheduler']:.1f} % "
+            f"scheduler tree, {u['cpu']['apiserver']:.1f} % kube-apiserver, {u['cpu']['etcd']:.1f} % etcd."
         )
+        if u["conns"] and 0 < o["conns"] < u["conns"]:
+            ratio = per_ns_hour(o["conns"], o) / per_ns_hour(u["conns"], u)
+            text += f" Per namespace and hour, ours opens {ratio:.2f} x upstream's new connections."
     out.append(text)
+    early = _reviews_while_watched(impls["ours"])
+    if early:
+        out.append(
+            f"- **Reviews while RBAC was watched**: {early} — in a window in which discovery reported "
+            "RBAC changes watched from its start, where the periodic re-check is slowed to the "
+            "backstop interval (first one drawn from [0.5, 1] x 1800 s after a namespace's review). "
+            "See the finding below."
+        )
     if met is False:
         gaps.append(
             f"steady-state access reviews at N={GOAL_STEADY_N}: {per_s(o['reviews'], o):.3f} per second vs "
             f"goal < {GOAL_STEADY_REVIEWS_PER_S:g}"
         )
-    if o["watch_ended"]:
-        gaps.append(
-            f"ours idle at N={impls['ours']['n']}: pod watches re-open {per_s(o['watch_ended'], o):.1f} "
-            f"times per second with {per_s(o['conns'], o):.1f} new TLS connections per second (measured; "
-            f"{per_ns_hour(o['conns'], o):.0f} per namespace per hour), the same churn as upstream"
-        )
+
+
+def _reviews_while_watched(run: dict[str, Any]) -> str:
+    """Where the window's reviews fell, when discovery said RBAC was watched at the window's start
+    ("" when it did not, or none came)."""
+    if not (run.get("access_watched") or (None,))[0]:
+        return ""
+    per_bucket = [(r, split(r["requests"])[0]) for r in run["rows"]]
+    total = sum(c for _, c in per_bucket)
+    if not total:
+        return ""
+    return f"{total} access reviews, " + ", ".join(
+        f"{c} at {r['from_s']:.0f}-{r['to_s']:.0f} s" for r, c in per_bucket if c
+    )
 
 
 def steady_findings(results: dict[str, Any]) -> list[str]:
     steady = results["steady"]
     ours = steady["impls"]["ours"]
-    t = totals(ours)
-    if not t["watch_ended"]:
-        return []
-    found = waves(ours)
-    n = ours["watchers"]
-    spread = (
-        " in waves of " + ", ".join(f"{w['count']} within {w['p5_p95_s']:.2f} s" for w in found)
-        if found
-        else ""
-    )
-    return [
-        f"**Idle pod watches re-open every ~30 s on new TLS connections** (`executors/pod_watcher.py`, "
-        f"through upstream's `KubernetesJobWatcher._run`). Measured at N={ours['n']}: "
-        f"{t['watch_ended']} pod watches ended in {t['seconds']:.0f} s ({per_s(t['watch_ended'], t):.1f}/s)"
-        f"{spread}, and {t['conns']} new connections from the executor ({per_s(t['conns'], t):.1f}/s). "
-        "Cause: `_request_timeout=30` with `timeout_seconds=3600` and no bookmarks, so a quiet watch "
-        "ends by a client read timeout, which drops the connection. Suggested fix, in "
-        "`_InterruptibleCoreV1.list_namespaced_pod` for `watch=True` calls only: a per-watcher random "
-        "server-side timeout (e.g. `timeout_seconds = random.randint(240, 360)`, "
-        "`_request_timeout = (10, timeout_seconds + 30)`), as discovery's own reflectors do. The API "
-        "server then ends quiet watches cleanly on a kept-alive connection, ~10x less often "
-        f"({n / 300:.1f} instead of {n / 30:.0f} WATCH/s at {n} watchers) and spread out. Trade-off: a "
-        "silently dead connection is noticed after up to ~6.5 min instead of 30 s, unless TCP keepalive "
-        "is set on the watch pool. Upstream has the same re-opens, one process per namespace."
-    ]
+    out = []
+    early = _reviews_while_watched(ours)
+    if early:
+        out.append(
+            "**The first re-checks of the start-up reviews keep the short interval** "
+            "(`discovery/controller.py`, `_review`). Measured, idle, RBAC watched from the window's start: "
+            f"{early} after start(). A review schedules its namespace's next one with "
+            "`_recheck_interval()` as it is at that moment: reviews done before the RBAC watch is up "
+            "use `access_recheck_interval` (first re-check at [0.5, 1] x 60 s), later ones the backstop "
+            "(1800 s). Suggested fix: when `access_watched` becomes true, move every namespace whose "
+            "next review is due sooner than [0.5, 1] x the backstop to a time drawn from that range, "
+            "so the start-up wave of re-checks does not happen."
+        )
+    return out
 
 
 def steady_console(results: dict[str, Any]) -> list[str]:
