@@ -3,8 +3,11 @@ its part of the reading, the gaps and the findings. Every number comes from ``re
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from typing import Any
+
+from airflow_provider_nsdiscovery.config import DiscoverySettings
 
 from ..common import GOAL_STEADY_N, GOAL_STEADY_REVIEWS_PER_S, percentile
 from .tables import md_table
@@ -14,6 +17,9 @@ REVIEWS = ("POST selfsubjectrulesreviews", "POST selfsubjectaccessreviews")
 WATCH_ENDED = "WATCH pods"
 CPU_OF = ("scheduler", "apiserver", "etcd")
 LABEL = {"ours": "ours", "upstream": "upstream"}
+# The settings ours runs with in the steady state: the product's defaults, from their one home.
+DEFAULTS = {f.name: f.default for f in dataclasses.fields(DiscoverySettings)}
+RECHECK_S, BACKSTOP_S = DEFAULTS["access_recheck_interval"], DEFAULTS["access_backstop_interval"]
 
 
 def is_current(steady: dict[str, Any] | None) -> bool:
@@ -181,10 +187,16 @@ def steady_section(results: dict[str, Any]) -> list[str]:
         "",
         f"In the control plane of the N={steady['n']} start-up runs, a fresh executor each, no task "
         "running. Ours as the product recommends: the scheduler identity also holds the read-only RBAC "
-        "watch rule (deploy/rbac-watch.yaml), default settings (`access_recheck_interval` 60 s, "
-        "`access_backstop_interval` 1800 s, `recheck_jitter` 0.1). Upstream: cncf KubernetesExecutor "
-        f"in `multi_namespace_mode`, at N={steady.get('upstream_n')} ({steady.get('upstream_why')}). "
-        "Each window starts once kube-apiserver shows all the executor's pod watches open and is "
+        f"watch rule (deploy/rbac-watch.yaml), default settings (`access_recheck_interval` {RECHECK_S:g} s, "
+        f"`access_backstop_interval` {BACKSTOP_S:g} s, `recheck_jitter` {DEFAULTS['recheck_jitter']:g}). "
+        "Upstream: cncf KubernetesExecutor "
+        "in `multi_namespace_mode`, "
+        + (
+            f"at N={steady['upstream_n']} ({steady.get('upstream_why')}). "
+            if steady.get("upstream_n")
+            else f"not run ({steady.get('upstream_why')}). "
+        )
+        + "Each window starts once kube-apiserver shows all the executor's pod watches open and is "
         "counted whole; requests are kube-apiserver's own count (`/metrics`); new connections are "
         "sampled from /proc/net/tcp once a second (a socket ESTABLISHED to the API server's port that "
         "was not the second before, owned by a process of the executor's tree via /proc/<pid>/fd), "
@@ -290,7 +302,8 @@ def steady_reading(results: dict[str, Any], out: list[str], gaps: list[str]) -> 
         out.append(
             f"- **Reviews while RBAC was watched**: {early} — in a window in which discovery reported "
             "RBAC changes watched from its start, where the periodic re-check is slowed to the "
-            "backstop interval (first one drawn from [0.5, 1] x 1800 s after a namespace's review). "
+            f"backstop interval (first one drawn from [0.5, 1] x {BACKSTOP_S:g} s after a namespace's "
+            "review). "
             "See the finding below."
         )
     if met is False:
@@ -325,10 +338,10 @@ def steady_findings(results: dict[str, Any]) -> list[str]:
             "(`discovery/controller.py`, `_review`). Measured, idle, RBAC watched from the window's start: "
             f"{early} after start(). A review schedules its namespace's next one with "
             "`_recheck_interval()` as it is at that moment: reviews done before the RBAC watch is up "
-            "use `access_recheck_interval` (first re-check at [0.5, 1] x 60 s), later ones the backstop "
-            "(1800 s). Suggested fix: when `access_watched` becomes true, move every namespace whose "
-            "next review is due sooner than [0.5, 1] x the backstop to a time drawn from that range, "
-            "so the start-up wave of re-checks does not happen."
+            f"use `access_recheck_interval` (first re-check at [0.5, 1] x {RECHECK_S:g} s), later ones the "
+            f"backstop ({BACKSTOP_S:g} s). Suggested fix: when `access_watched` becomes true, move "
+            "every namespace whose next review is due sooner than [0.5, 1] x the backstop to a time "
+            "drawn from that range, so the start-up wave of re-checks does not happen."
         )
     return out
 
