@@ -50,8 +50,12 @@ def run_steady(bench: Bench, n: int, names: list[str], per_process: dict[str, fl
 
 
 def apiserver_flag(bench: Bench, flag: str) -> str | None:
-    """The value kube-apiserver was started with for ``flag``, None when left at its default."""
-    argv = Path(f"/proc/{bench.cluster.apiserver_pid}/cmdline").read_bytes().decode().split("\0")
+    """The value kube-apiserver was started with for ``flag``: None when left at its default,
+    "unknown" for a control plane whose API server is not a process of its own here (k3s)."""
+    try:
+        argv = Path(f"/proc/{bench.cluster.apiserver_pid}/cmdline").read_bytes().decode().split("\0")
+    except (AttributeError, RuntimeError, OSError):
+        return "unknown"
     return next((a.split("=", 1)[1] for a in argv if a.startswith(f"{flag}=")), None)
 
 
