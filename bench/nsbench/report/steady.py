@@ -72,7 +72,7 @@ def per_ns_hour(count: float, t: dict[str, Any]) -> float:
 
 
 def _triple(count: int, t: dict[str, Any]) -> str:
-    return f"{count} / {per_s(count, t):.2f} / {per_ns_hour(count, t):.1f}"
+    return f"{count} / {per_s(count, t):.3f} / {per_ns_hour(count, t):.2f}"
 
 
 def goal_line(steady: dict[str, Any]) -> tuple[str, bool | None]:
@@ -182,8 +182,8 @@ def steady_section(results: dict[str, Any]) -> list[str]:
     ]
     timeout = steady.get("min_request_timeout")
     out = [
-        f"### 4. Steady state: idle for {steady['seconds']} s, ours at N={steady['n']} vs upstream at "
-        f"N={steady.get('upstream_n') or 'not run'}",
+        f"### 4. Steady state: idle for {steady['seconds']} s, ours at N={steady['n']} vs upstream "
+        + (f"at N={steady['upstream_n']}" if steady.get("upstream_n") else "not run"),
         "",
         f"In the control plane of the N={steady['n']} start-up runs, a fresh executor each, no task "
         "running. Ours as the product recommends: the scheduler identity also holds the read-only RBAC "
