@@ -16,7 +16,9 @@ What it measures (see docs/benchmarks.md for the method and the latest numbers):
 3. start-up at N = 10 .. 1000 permitted namespaces, against the upstream KubernetesExecutor in
    multi_namespace_mode with the same namespaces listed (one watcher process per namespace), and
    the scheduler loop's cost per task there (check on, bypassed, upstream);
-4. steady-state API load at the largest N, per 10-second bucket;
+4. the steady state at the largest N, idle, ours (RBAC watched) vs upstream over the same window
+   (default 720 s in 60 s buckets): access reviews, pod watch re-opens, new TLS connections to the
+   API server, other requests, CPU of the executor, kube-apiserver and etcd;
 5. one start-up of ours at a huge N (--huge, default 5000).
 
 Every measured executor runs in a child process of its own (``python -m bench.nsbench --child SPEC``),

@@ -60,7 +60,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="few trials, N=10,100, 20s steady state; no report",
+        help="few trials, N=10,100, 30s steady state; no report",
     )
     parser.add_argument(
         "--repeats",
@@ -112,7 +112,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--burst", type=int, default=200, help="namespaces labelled at once (each watch open timed)"
     )
-    parser.add_argument("--steady-seconds", type=int, default=120)
+    parser.add_argument("--steady-seconds", type=int, default=720, help="idle window, ours and upstream each")
+    parser.add_argument("--steady-bucket", type=int, default=60, help="seconds per row of the steady window")
     parser.add_argument("--check-iterations", type=int, default=200_000)
     parser.add_argument("--miss-iterations", type=int, default=300)
     parser.add_argument("--skip-latency", action="store_true")
@@ -145,7 +146,7 @@ def main() -> None:
         args.output.write_text(render(saved))
         return
     if args.quick:
-        args.trials, args.sizes, args.steady_seconds = 10, [10, 100], 20
+        args.trials, args.sizes, args.steady_seconds, args.steady_bucket = 10, [10, 100], 30, 10
         args.check_iterations, args.miss_iterations, args.burst = 20_000, 50, 50
         args.drain_trials, args.loop_tasks = 10, 20
         args.huge = min(args.huge, 300)

@@ -43,6 +43,10 @@ GOAL_CHECK_HIT_US = 20.0
 GOAL_RSS_RATIO_AT_100 = 0.2
 GOAL_DISCOVERY_1000_S = 10.0
 GOAL_START_1000_S = 3.0
+# Access reviews (SelfSubjectRulesReviews + SelfSubjectAccessReviews) an idle executor makes at N=1000,
+# RBAC watched (deploy/rbac-watch.yaml) at default settings: the rate over the whole steady window.
+GOAL_STEADY_REVIEWS_PER_S = 1.0
+GOAL_STEADY_N = 1000
 # Above this many CPUs busy with other work on average, a run's timings are flagged as disturbed.
 OTHER_LOAD_FLAG = 0.3
 

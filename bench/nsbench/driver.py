@@ -413,6 +413,7 @@ class ChildExecutor:
         if discovery is not None:
             out["counters"] = {f"api: {k}": v for k, v in discovery.counters.requests.items()}
             out["states"] = dict(Counter(s.state.value for s in discovery.table.snapshot().values()))
+            out["access_watched"] = discovery.access_watched
         return out
 
     def op_state_of(self, ns: str) -> dict[str, Any]:

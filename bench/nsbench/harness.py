@@ -12,12 +12,12 @@ import time
 from typing import Any
 
 from kubeharness import NAMESPACE_READ_RULES, Cluster, find_binaries, resolve
-from tests.harness.apiserver_metrics import ApiMetrics, request_delta
+from tests.harness.apiserver_metrics import SCHEDULER_RESOURCES, ApiMetrics, request_delta
 from tests.harness.executor_pods import POD_RULES
 
 from .common import log
 
-__all__ = ["ApiMetrics", "request_delta"]
+__all__ = ["SCHEDULER_RESOURCES", "ApiMetrics", "request_delta"]
 
 
 def resolve_cluster() -> Cluster | None:

@@ -1,5 +1,6 @@
 """What the bench reads besides the executors' own hooks: the API server's /metrics, process trees
-from /proc (memory, threads, CPU), the machine's other load, and upstream's watch-open log lines."""
+from /proc (memory, threads, CPU, TCP connections to the API server), the machine's other load, and
+the pod watchers' watch-open log lines."""
 
 from __future__ import annotations
 
@@ -201,3 +202,87 @@ def mem_available() -> int:
         if line.startswith("MemAvailable:"):
             return int(line.split()[1]) * 1024
     return 0
+
+
+_ESTABLISHED = "01"
+
+
+def _established_to(port: int) -> set[int]:
+    """Socket inodes of every ESTABLISHED TCP connection on this machine to ``port``."""
+    out: set[int] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == _ESTABLISHED and int(fields[2].rsplit(":", 1)[1], 16) == port:
+                    out.add(int(fields[9]))
+    return out
+
+
+def _socket_inodes(pids: list[int]) -> set[int]:
+    """Inodes of the sockets the processes ``pids`` hold open, from their /proc/<pid>/fd links."""
+    out: set[int] = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    if target.startswith("socket:["):
+                        out.add(int(target[8:-1]))
+    return out
+
+
+class ConnectionSampler:
+    """Once a second: new TCP connections to the API server, all clients and those of one process tree.
+
+    A connection is new when its socket (inode) was not ESTABLISHED to the API server's port in the
+    previous sample; not its local port, which loopback reuses at once (``tcp_tw_reuse``), so a
+    connection replaced within the second would hide its successor. It is the executor's when the
+    inode is held by a process of the tree rooted at ``pid`` (read from /proc/<pid>/fd right after
+    /proc/net/tcp, only when a sample shows new sockets). Every connection to kube-apiserver is TLS,
+    so this counts TLS handshakes too. Sampled, not traced: a connection opened and closed between
+    two samples is not seen.
+    """
+
+    def __init__(self, port: int, pid: int, interval: float = 1.0) -> None:
+        self.port, self.pid = port, pid
+        self.new_all = 0
+        self.new_tree = 0
+        self.samples = 0
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._pids: list[int] = []
+        self._pids_at = float("-inf")
+        self._stop = threading.Event()
+        self._seen = _established_to(port)
+        self._thread = threading.Thread(target=self._run, name="conn-sampler", daemon=True)
+        self._thread.start()
+
+    def _tree_pids(self) -> list[int]:
+        # Upstream's tree is a thousand processes: listed again every 10 s, not every second.
+        if time.monotonic() - self._pids_at > 10:
+            with contextlib.suppress(psutil.Error):
+                root = psutil.Process(self.pid)
+                self._pids = [self.pid, *(p.pid for p in root.children(recursive=True))]
+            self._pids_at = time.monotonic()
+        return self._pids
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            now = _established_to(self.port)
+            new = now - self._seen
+            mine = len(new & _socket_inodes(self._tree_pids())) if new else 0
+            with self._lock:
+                self.new_all += len(new)
+                self.new_tree += mine
+                self.samples += 1
+            self._seen = now
+
+    def read(self) -> dict[str, int]:
+        """Counts so far (subtract two readings for a bucket)."""
+        with self._lock:
+            return {"new_all": self.new_all, "new_tree": self.new_tree, "samples": self.samples}
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)

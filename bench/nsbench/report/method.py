@@ -22,7 +22,8 @@ def method_section(results: dict[str, Any]) -> list[str]:
         "",
         f"This run: `--trials {args['trials']} --sizes {','.join(map(str, args['sizes']))} "
         f"--upstream-max {args['upstream_max']} --recheck-interval {args['recheck_interval']:g} "
-        f"--steady-seconds {args['steady_seconds']} --repeats {args.get('repeats', 1)}"
+        f"--steady-seconds {args['steady_seconds']} --steady-bucket {args.get('steady_bucket', 10)} "
+        f"--repeats {args.get('repeats', 1)}"
         + "".join(
             f" --{name.replace('_', '-')} {args[name]:g}"
             for name in ("drain_cadence", "drain_trials", "loop_tasks", "huge")

@@ -9,13 +9,13 @@ from .method import method_section
 from .reading import reading
 from .runs import load_note, normalized, spread
 from .scale_extra import huge_section, loop_cost_section
+from .steady import is_current, steady_section
 from .tables import (
     floor_rows,
     latency_rows,
     md_table,
     ratio_rows,
     scale_table,
-    steady_summary,
     validation_rows,
 )
 
@@ -199,48 +199,8 @@ def render(results: dict[str, Any]) -> str:
                 "Upstream not run at " + "; ".join(f"N={r['n']} ({r['skipped']})" for r in skipped) + ".",
                 "",
             ]
-    steady = results.get("steady")
-    if steady:
-        summary = steady_summary(steady)
-        srows = []
-        for row in steady["rows"]:
-            req = row["requests"]
-            other = {k: v for k, v in req.items() if k not in ("POST selfsubjectrulesreviews", "WATCH pods")}
-            srows.append(
-                [
-                    f"{row['from_s']:.0f}-{row['to_s']:.0f}",
-                    str(req.get("POST selfsubjectrulesreviews", 0)),
-                    str(req.get("WATCH pods", 0)),
-                    ", ".join(f"{v} {k}" for k, v in sorted(other.items())) or "0",
-                    " / ".join(f"{row['cpu_pct'].get(k, 0):.0f}" for k in ("scheduler", "apiserver", "etcd")),
-                ]
-            )
-        out += [
-            f"### 4. Steady state at N={steady['n']} (access_recheck_interval=60, recheck_jitter=0.1)",
-            "",
-            md_table(
-                [
-                    "seconds after start()",
-                    "access re-checks (SSRR)",
-                    "pod WATCH ended (re-opened)",
-                    "other requests",
-                    "CPU % scheduler / apiserver / etcd",
-                ],
-                srows,
-            ),
-            "",
-            "Pod watch (re)opens in the window: "
-            + (
-                "; ".join(
-                    f"{w['count']} starting at {w['at']:.0f} s, 5th-95th percentile within "
-                    f"{w['p5_p95_s']:.2f} s"
-                    for w in summary["waves"]
-                )
-                or "none"
-            )
-            + f"; peak {summary['peak_opens_per_s']} opens in one second.",
-            "",
-        ]
+    if is_current(results.get("steady")):
+        out += steady_section(results)
     out += loop_cost_section(results) + huge_section(results)
     out += ["## Reading the results, and gaps vs goals", ""]
     out += reading(results, by_n)

@@ -6,7 +6,6 @@ Every number in it is computed from the run's results; nothing is typed in.
 from __future__ import annotations
 
 import math
-import statistics
 from typing import Any
 
 from ..common import (
@@ -26,11 +25,12 @@ from ..common import (
 )
 from .access_paths import access_paths_reading
 from .runs import across_runs
-from .tables import forbidden_bound_ms, steady_summary
+from .steady import is_current, steady_findings, steady_reading
+from .tables import forbidden_bound_ms
 
 
 def reading(results: dict[str, Any], by_n: dict[int, dict[str, dict[str, Any]]]) -> list[str]:
-    lat, val, steady = results["latency"], results["validation"], results.get("steady")
+    lat, val = results["latency"], results["validation"]
     out: list[str] = []
     gaps: list[str] = []
     phases = results.get("cpu_phases") or []
@@ -51,8 +51,8 @@ def reading(results: dict[str, Any], by_n: dict[int, dict[str, dict[str, Any]]])
         _reading_validation(results, by_n, out, gaps)
     if by_n:
         _reading_scale(results, by_n, out, gaps)
-    if steady:
-        _reading_steady(results, by_n, out, gaps)
+    if is_current(results.get("steady")):
+        steady_reading(results, out, gaps)
     out += ["", "### Gaps", ""]
     out += [f"- {g}" for g in gaps] or ["- none against the stated goals."]
     out += ["", "### Package findings and suggested fixes", ""]
@@ -252,44 +252,6 @@ def _reading_scale(
             )
 
 
-def _reading_steady(
-    results: dict[str, Any],
-    by_n: dict[int, dict[str, dict[str, Any]]],
-    out: list[str],
-    gaps: list[str],
-) -> None:
-    steady = results["steady"]
-    summary = steady_summary(steady)
-    ssrr = summary["ssrr"]
-    out.append(
-        f"- **Steady state at N={steady['n']}**: access re-checks per 10 s bucket: "
-        f"{', '.join(map(str, ssrr))} "
-        f"(mean {summary['ssrr_mean']:.0f}, max {summary['ssrr_max']}; the long-run rate is "
-        f"{steady['n']}/60 s = {summary['expected_per_bucket']:.0f} per bucket). The first re-check of each "
-        "namespace is drawn from [0.5, 1] x interval, so the first wave (30-60 s after start) runs at "
-        "twice the long-run rate and later waves spread out further (±10 % jitter each round): re-checks are "
-        f"spread, never a burst of {steady['n']}."
-    )
-    if summary["waves"]:
-        w = summary["waves"]
-        out.append(
-            "- **Pod watch reconnects are bursts**, though: every watcher re-opens its watch every ~30 s, "
-            f"all at once — {', '.join(str(x['count']) for x in w)} re-opens in waves whose 5th-95th "
-            "percentile "
-            f"spans {max(x['p5_p95_s'] for x in w):.2f} s at most (peak {summary['peak_opens_per_s']} "
-            "per second). This is upstream's `KubernetesJobWatcher._run` loop, reused unchanged: it sets "
-            "`_request_timeout=30` and no bookmarks, so a quiet namespace's watch hits the client read "
-            "timeout "
-            "after 30 s, and since all watchers started together they stay in step. Each re-open after "
-            "a read timeout is a new TCP+TLS connection. Upstream has the same bursts with one process per "
-            "namespace."
-        )
-        gaps.append(
-            f"pod watch re-opens come in synchronized bursts ({max(x['count'] for x in w)} within "
-            f"{max(x['p5_p95_s'] for x in w):.2f} s every ~30 s at N={steady['n']})"
-        )
-
-
 def _stop_waits_for_list(lat: dict[str, Any]) -> bool:
     """Whether the measured stop path is as slow as a consistent pod LIST (it makes one), so the LIST
     finding applies to this run; a product that decides the drain without a LIST stops faster."""
@@ -300,7 +262,7 @@ def _stop_waits_for_list(lat: dict[str, Any]) -> bool:
 
 
 def findings(results: dict[str, Any], by_n: dict[int, dict[str, dict[str, Any]]]) -> list[str]:
-    lat, steady = results["latency"], results.get("steady")
+    lat = results["latency"]
     out: list[str] = []
     if _stop_waits_for_list(lat):
         pl = lat["pod_list_after_write"]
@@ -323,43 +285,8 @@ def findings(results: dict[str, Any], by_n: dict[int, dict[str, dict[str, Any]]]
             f"last pod create in that namespace. Expected: both stop paths ~{saved:.0f} ms faster at p50. "
             "Low priority: the goal is met either way."
         )
-    if steady:
-        summary = steady_summary(steady)
-        if summary["waves"]:
-            rows = steady["rows"]
-            with_wave = [r for r in rows if r["requests"].get("WATCH pods", 0) >= steady["n"] // 2]
-            without = [r for r in rows if r not in with_wave]
-
-            def cpu(rs: list[dict[str, Any]], who: str) -> float:
-                return statistics.fmean(r["cpu_pct"].get(who, 0.0) for r in rs) if rs else float("nan")
-
-            n = steady["n"]
-            out.append(
-                f"**Pod watches re-open every ~30 s, all together** (`executors/pod_watcher.py`, through "
-                f"upstream's `KubernetesJobWatcher._run`). At N={n}: "
-                + ", ".join(f"{w['count']} re-opens within {w['p5_p95_s']:.2f} s" for w in summary["waves"])
-                + f" (peak {summary['peak_opens_per_s']}/s), i.e. {n / 30:.0f} WATCH requests/s on average "
-                + "and "
-                f"{summary['waves'][0]['count']} new TCP+TLS connections per wave (a read timeout drops "
-                "the connection). CPU in 10 s "
-                f"buckets with a wave: scheduler {cpu(with_wave, 'scheduler'):.0f} %, kube-apiserver "
-                f"{cpu(with_wave, 'apiserver'):.0f} %; without: {cpu(without, 'scheduler'):.0f} % / "
-                f"{cpu(without, 'apiserver'):.0f} % (of one core). Cause: upstream's loop asks for "
-                "`timeout_seconds=3600` but `_request_timeout=30` and no bookmarks, so a quiet watch always "
-                "ends by a client read timeout after 30 s, and watchers started together stay in step "
-                "(`ThreadedPodWatcher.run` re-opens at once on `ReadTimeoutError`). Suggested fix, in "
-                "`_InterruptibleCoreV1.list_namespaced_pod` for `watch=True` calls only: replace those two "
-                "arguments with a per-watcher random server-side timeout, e.g. "
-                "`timeout_seconds = random.randint(240, 360)` and "
-                "`_request_timeout = (10, timeout_seconds + 30)`. The API server then ends quiet watches "
-                "cleanly (the keep-alive connection is reused, no TLS handshake), ~10x less often "
-                f"({n / 300:.1f} instead of {n / 30:.0f} WATCH/s at N={n}), spread over two minutes instead "
-                f"of a {max(w['p5_p95_s'] for w in summary['waves']):.0f} s wave. Do not turn on bookmarks "
-                "instead: the kubernetes client's `Watch` yields BOOKMARK events with a raw dict as "
-                "`object`, which upstream `_run` cannot handle. Trade-off: a silently dead connection is "
-                "noticed after up to ~6.5 min instead of 30 s, unless TCP keepalive is set on the watch "
-                "pool (urllib3 `socket_options`). Upstream has the same bursts, one process per namespace."
-            )
+    if is_current(results.get("steady")):
+        out += steady_findings(results)
     if 1000 in by_n and "ours" in by_n[1000]:
         o = by_n[1000]["ours"]
         if o.get("discovery_s") is not None and o.get("all_open_s") is not None:

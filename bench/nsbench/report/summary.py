@@ -6,7 +6,8 @@ from typing import Any
 
 from ..common import fmt_ms
 from .runs import load_note, normalized, spread
-from .tables import floor_rows, latency_rows, ratio_rows, scale_table, steady_summary, validation_rows
+from .steady import is_current, steady_console
+from .tables import floor_rows, latency_rows, ratio_rows, scale_table, validation_rows
 
 
 def summary_table(results: dict[str, Any]) -> str:
@@ -61,15 +62,6 @@ def summary_table(results: dict[str, Any]) -> str:
                 f"time to all watches open {r[5]}; requests {r[6]}"
             )
         lines.append("")
-    steady = results.get("steady")
-    if steady:
-        summary = steady_summary(steady)
-        for row in steady["rows"]:
-            cpu = ", ".join(f"{k} {v:.0f}%" for k, v in row["cpu_pct"].items())
-            lines.append(
-                f"{row['from_s']:6.1f}-{row['to_s']:6.1f}s: "
-                + ", ".join(f"{k} {v}" for k, v in sorted(row["requests"].items()))
-                + f"; CPU {cpu}"
-            )
-        lines.append(f"pod watch re-open waves: {summary['waves']}; peak {summary['peak_opens_per_s']}/s")
+    if is_current(results.get("steady")):
+        lines += steady_console(results)
     return "\n".join(lines)

@@ -1,11 +1,11 @@
 """The numbers of the page as table rows: latency (across runs, beside the floor), validation cost,
-scale (ours vs upstream, measured or extrapolated), steady state."""
+scale (ours vs upstream, measured or extrapolated). The steady state is report/steady.py."""
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
@@ -422,36 +422,3 @@ def ratio_rows(by_n: dict[int, dict[str, dict[str, Any]]]) -> list[list[str]]:
             ]
         )
     return rows
-
-
-def steady_summary(steady: dict[str, Any]) -> dict[str, Any]:
-    rows = steady["rows"]
-    ssrr = [r["requests"].get("POST selfsubjectrulesreviews", 0) for r in rows]
-    watches = [r["requests"].get("WATCH pods", 0) for r in rows]
-    opens = sorted(
-        t for t in steady.get("watch_opens", []) if steady["window_s"][0] <= t <= steady["window_s"][1]
-    )
-    waves: list[list[float]] = []
-    for t in opens:
-        if waves and t - waves[-1][-1] < 5:
-            waves[-1].append(t)
-        else:
-            waves.append([t])
-    per_second = Counter(int(t) for t in opens)
-    return {
-        "ssrr": ssrr,
-        "watches": watches,
-        "ssrr_mean": statistics.fmean(ssrr) if ssrr else 0.0,
-        "ssrr_max": max(ssrr, default=0),
-        "expected_per_bucket": steady["n"] / 60 * steady["bucket_s"],
-        "waves": [
-            {
-                "at": w[0],
-                "count": len(w),
-                "p5_p95_s": percentile(w, 95) - percentile(w, 5) if len(w) > 1 else 0.0,
-            }
-            for w in waves
-            if len(w) >= max(10, steady["n"] // 20)
-        ],
-        "peak_opens_per_s": max(per_second.values(), default=0),
-    }

@@ -1,4 +1,5 @@
-"""Start-up at N permitted namespaces, ours vs upstream, and the steady state at the largest N."""
+"""Start-up at N permitted namespaces, ours vs upstream; the steady state (scenarios/steady.py) follows
+in the largest N's first control plane."""
 
 # The kubernetes client and psutil are imported where used, like everywhere in the bench.
 
@@ -18,7 +19,6 @@ from ..probes import (
     other_load,
     phase,
     process_tree,
-    watch_opens,
 )
 from .loop_cost import loop_cost_wanted, measure_loop_cost
 
@@ -37,8 +37,7 @@ def run_scale(bench: Bench) -> None:
                     f"N={n} run {repeat + 1}/{bench.args.repeats}: created {n} labelled namespaces with "
                     f"RoleBindings in {time.monotonic() - started:.1f}s"
                 )
-                steady = repeat == 0 and n == max(bench.args.sizes) and bench.args.steady_seconds > 0
-                ours = measure_start(bench, "ours", n, names, steady=steady)
+                ours = measure_start(bench, "ours", n, names)
                 bench.results["scale"].append({**ours, "repeat": repeat})
                 upstream_ok, why = upstream_fits(bench, n, per_process)
                 if upstream_ok:
@@ -48,6 +47,10 @@ def run_scale(bench: Bench) -> None:
                 elif repeat == 0:
                     log(f"N={n}: upstream not run ({why}); extrapolated from the measured sizes")
                     bench.results["scale"].append({"impl": "upstream", "n": n, "skipped": why})
+                if repeat == 0 and n == max(bench.args.sizes) and bench.args.steady_seconds > 0:
+                    from .steady import run_steady  # noqa: PLC0415 - steady.py imports this module
+
+                    run_steady(bench, n, names, per_process)
             finally:
                 bench.stop_cluster()
 
@@ -72,14 +75,17 @@ def upstream_fits(bench: Bench, n: int, per_process: dict[str, float] | None) ->
     return True, ""
 
 
-def measure_start(bench: Bench, impl: str, n: int, names: list[str], steady: bool = False) -> dict[str, Any]:
+def upstream_env(bench: Bench, namespaces: list[str]) -> dict[str, str]:
+    """Upstream's KubernetesExecutor watching ``namespaces``, one watcher process each."""
+    env = bench.executor_env("upstream")
+    env["AIRFLOW__KUBERNETES_EXECUTOR__MULTI_NAMESPACE_MODE"] = "True"
+    env["AIRFLOW__KUBERNETES_EXECUTOR__MULTI_NAMESPACE_MODE_NAMESPACE_LIST"] = ",".join(namespaces)
+    return env
+
+
+def measure_start(bench: Bench, impl: str, n: int, names: list[str]) -> dict[str, Any]:
     expect = [bench.home, *names]
-    if impl == "ours":
-        env = bench.executor_env("ours")
-    else:
-        env = bench.executor_env("upstream")
-        env["AIRFLOW__KUBERNETES_EXECUTOR__MULTI_NAMESPACE_MODE"] = "True"
-        env["AIRFLOW__KUBERNETES_EXECUTOR__MULTI_NAMESPACE_MODE_NAMESPACE_LIST"] = ",".join(expect)
+    env = bench.executor_env("ours") if impl == "ours" else upstream_env(bench, expect)
     phase(f"scale N={n} {impl}")
     load = load_mark()
     child = bench.spawn(f"scale-{impl}-{n}", impl, env)
@@ -127,8 +133,6 @@ def measure_start(bench: Bench, impl: str, n: int, names: list[str], steady: boo
         f"+ {result['open_watches']} watches; other load {result['other_load']['other']:.2f} CPUs "
         f"(max {result['other_load']['other_max']:.2f})"
     )
-    if steady:
-        bench.results["steady"] = measure_steady(bench, child, n, start)
     if loop_cost_wanted(bench, impl, n):
         measure_loop_cost(bench, child, impl, n, names)
     bench.close_child(child)
@@ -143,49 +147,3 @@ def tree_cpu(bench: Bench, child: Child) -> dict[str, float]:
         if pid:
             out[name] = cpu_seconds(pid, tree=False)
     return out
-
-
-def measure_steady(bench: Bench, child: Child, n: int, start: dict[str, Any]) -> dict[str, Any]:
-    seconds, bucket = bench.args.steady_seconds, 10
-    phase(f"steady state N={n}")
-    t_start = start["t0"]
-    log(
-        f"N={n}: steady-state API load for {seconds}s in {bucket}s buckets "
-        "(access_recheck_interval=60, recheck_jitter=0.1)"
-    )
-    rows = []
-    previous, cpu_prev = bench.metrics.scrape(), tree_cpu(bench, child)
-    first = previous["t"]
-    next_at = first + bucket
-    while next_at <= first + seconds + 0.01:
-        time.sleep(max(0.0, next_at - time.monotonic()))
-        current, cpu_now = bench.metrics.scrape(), tree_cpu(bench, child)
-        delta = request_delta(previous, current)
-        span = current["t"] - previous["t"]
-        cpu = {k: (cpu_now[k] - cpu_prev[k]) / span * 100 for k in cpu_now}
-        rows.append(
-            {
-                "from_s": previous["t"] - t_start,
-                "to_s": current["t"] - t_start,
-                "requests": dict(delta),
-                "cpu_pct": cpu,
-            }
-        )
-        log(
-            f"  {previous['t'] - t_start:6.1f}-{current['t'] - t_start:6.1f}s after start(): "
-            + (", ".join(f"{k} {v}" for k, v in sorted(delta.items())) or "no requests")
-            + "; CPU % "
-            + ", ".join(f"{k} {v:.0f}" for k, v in cpu.items())
-        )
-        previous, cpu_prev, next_at = current, cpu_now, next_at + bucket
-    status = child.call("status")
-    return {
-        "n": n,
-        "bucket_s": bucket,
-        "rows": rows,
-        "counters": status.get("counters", {}),
-        "watchers": status["watchers"],
-        "tree": process_tree(child.pid),
-        "window_s": (first - t_start, previous["t"] - t_start),
-        "watch_opens": watch_opens(child.log_path, start["wall0"]),
-    }
