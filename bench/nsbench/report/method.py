@@ -96,9 +96,9 @@ def method_section(results: dict[str, Any]) -> list[str]:
         "shared page "
         "split between its sharers) is the fairer total; both are reported.",
         "- Upstream beyond `--upstream-max` is run only if N x its measured per-process PSS fits in half of "
-        "the available memory; otherwise its row is a linear extrapolation (least squares over the measured "
-        "sizes) "
-        "and is marked so.",
+        "the available memory; otherwise it is run at the largest N that fits (its own row, measured) and "
+        "the row at N is a linear extrapolation (least squares over the measured sizes), marked so, "
+        "beside that measured row.",
         "- Steady state: the N=1000 executor keeps running with the defaults `access_recheck_interval=60`, "
         "`recheck_jitter=0.1`; `/metrics` is read every 10 s, and CPU of the executor's process tree, "
         "kube-apiserver and etcd is read from `/proc` at the same moments. Pod watch (re)opens are timed "

@@ -250,6 +250,15 @@ def _reading_scale(
                 "one), "
                 f"{up['tree']['processes']} processes, {x}{up['tree']['pss'] / 2**30:.1f} GiB PSS."
             )
+        fit = next(
+            (by_n[m]["upstream"] for m in by_n if by_n[m].get("upstream", {}).get("largest_fit_for")), None
+        )
+        if up and up.get("extrapolated") and fit and fit.get("all_open_s") is not None:
+            out.append(
+                f"  Measured beside it at N={fit['n']}, the most upstream watcher processes that fit in half "
+                f"the memory: {fit['all_open_s']:.1f} s to open the watches, {fit['tree']['processes']} "
+                f"processes, {fit['tree']['pss'] / 2**30:.1f} GiB PSS."
+            )
 
 
 def _stop_waits_for_list(lat: dict[str, Any]) -> bool:

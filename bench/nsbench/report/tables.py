@@ -371,6 +371,11 @@ def scale_table(
                 "DynamicNamespace (threads)"
                 if impl == "ours"
                 else "upstream multi_namespace_mode (processes)"
+                + (
+                    f", the largest N that fits in half the memory (for N={r['largest_fit_for']})"
+                    if r.get("largest_fit_for")
+                    else ""
+                )
             )
             requests = (
                 "—"

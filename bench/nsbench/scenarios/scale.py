@@ -5,6 +5,7 @@ in the largest N's first control plane."""
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -26,6 +27,7 @@ from .loop_cost import loop_cost_wanted, measure_loop_cost
 def run_scale(bench: Bench) -> None:
     """Per N and repetition a fresh control plane: N labelled namespaces, then ours, then upstream."""
     per_process: dict[str, float] | None = None
+    fitted: tuple[int, int, str] | None = None  # (N, upstream's N, why), sized once per N
     for n in bench.args.sizes:
         for repeat in range(bench.args.repeats):
             bench.start_cluster()
@@ -39,14 +41,22 @@ def run_scale(bench: Bench) -> None:
                 )
                 ours = measure_start(bench, "ours", n, names)
                 bench.results["scale"].append({**ours, "repeat": repeat})
-                upstream_ok, why = upstream_fits(bench, n, per_process)
-                if upstream_ok:
+                if fitted is None or fitted[0] != n:
+                    fitted = (n, *upstream_size(bench, n, per_process))
+                _, n_up, why = fitted
+                if n_up == n:
                     up = measure_start(bench, "upstream", n, names)
                     bench.results["scale"].append({**up, "repeat": repeat})
                     per_process = up["per_process"]
-                elif repeat == 0:
-                    log(f"N={n}: upstream not run ({why}); extrapolated from the measured sizes")
-                    bench.results["scale"].append({"impl": "upstream", "n": n, "skipped": why})
+                else:
+                    if repeat == 0:
+                        log(f"N={n}: upstream does not fit ({why}); run at N={n_up} instead")
+                        bench.results["scale"].append({"impl": "upstream", "n": n, "skipped": why})
+                    if n_up:
+                        # The largest N that fits, measured, so that the extrapolation to N stands
+                        # beside a measured value instead of replacing one.
+                        up = measure_start(bench, "upstream", n_up, names[:n_up])
+                        bench.results["scale"].append({**up, "repeat": repeat, "largest_fit_for": n})
                 if repeat == 0 and n == max(bench.args.sizes) and bench.args.steady_seconds > 0:
                     from .steady import run_steady  # noqa: PLC0415 - steady.py imports this module
 
@@ -55,24 +65,24 @@ def run_scale(bench: Bench) -> None:
                 bench.stop_cluster()
 
 
-def upstream_fits(bench: Bench, n: int, per_process: dict[str, float] | None) -> tuple[bool, str]:
+def upstream_size(bench: Bench, n: int, per_process: dict[str, float] | None) -> tuple[int, str]:
+    """N if N upstream watcher processes fit in half the available memory, else the largest N that
+    does (0 if nothing measured sizes it), and why."""
     if n <= bench.args.upstream_max:
-        return True, ""
-    available = mem_available()
+        return n, f"N <= --upstream-max {bench.args.upstream_max}"
     if per_process is None:
-        return (
-            False,
-            f"N > --upstream-max {bench.args.upstream_max} and nothing measured to size it",
-        )
+        return 0, f"N > --upstream-max {bench.args.upstream_max} and nothing measured to size it"
     # PSS, not RSS: a forked watcher shares most of its pages with its parent, and RSS counts them
     # once per process.
-    need = n * per_process["pss"]
-    if need > 0.5 * available:
-        return False, (
-            f"{n} watcher processes x {per_process['pss'] / MIB:.0f} MiB PSS = "
-            f"{need / 2**30:.1f} GiB > half of the {available / 2**30:.1f} GiB available"
-        )
-    return True, ""
+    available = mem_available()
+    fits = math.floor(0.5 * available / per_process["pss"])
+    if fits >= n:
+        return n, f"{n} watcher processes fit in half of the {available / 2**30:.1f} GiB available"
+    return fits, (
+        f"{n} watcher processes x {per_process['pss'] / MIB:.1f} MiB PSS = "
+        f"{n * per_process['pss'] / 2**30:.1f} GiB > half of the {available / 2**30:.1f} GiB available, "
+        f"which holds {fits}"
+    )
 
 
 def upstream_env(bench: Bench, namespaces: list[str]) -> dict[str, str]:

@@ -12,7 +12,6 @@ window shows the cost of keeping N namespaces watched and access-reviewed.
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -20,11 +19,11 @@ from urllib.parse import urlsplit
 
 from airflow_provider_nsdiscovery.discovery.permissions import RBAC_WATCH_RULE
 
-from ..common import MIB, log
+from ..common import log
 from ..context import Bench
 from ..harness import SCHEDULER_RESOURCES, ApiMetrics, request_delta, scheduler_rules
-from ..probes import ConnectionSampler, load_mark, mem_available, other_load, phase, process_tree, watch_opens
-from .scale import tree_cpu, upstream_env
+from ..probes import ConnectionSampler, load_mark, other_load, phase, process_tree, watch_opens
+from .scale import tree_cpu, upstream_env, upstream_size
 
 # The RBAC objects ours watches are counted too: their watches end and re-open like pod watches.
 _RESOURCES = SCHEDULER_RESOURCES | frozenset(RBAC_WATCH_RULE["resources"])
@@ -71,22 +70,6 @@ def grant_rbac_watch(bench: Bench) -> None:
         verbs=RBAC_WATCH_RULE["verbs"],
     )
     bench.cluster.grant_cluster_wide(bench.identity, [*reads, rule])
-
-
-def upstream_size(bench: Bench, n: int, per_process: dict[str, float] | None) -> tuple[int, str]:
-    """N if N upstream watcher processes fit in half the available memory, else the largest N that
-    does, from the measured per-process PSS of the largest upstream start-up run."""
-    if per_process is None:
-        if n <= bench.args.upstream_max:
-            return n, f"N <= --upstream-max {bench.args.upstream_max}"
-        return 0, "no upstream start-up run measured its per-process PSS"
-    available = mem_available()
-    fits = math.floor(0.5 * available / per_process["pss"])
-    sizing = (
-        f"{per_process['pss'] / MIB:.1f} MiB PSS per watcher process (measured at the largest upstream "
-        f"start-up run), {available / 2**30:.1f} GiB available: half of it holds {fits} processes"
-    )
-    return (n, sizing) if fits >= n else (fits, sizing)
 
 
 def measure_idle(bench: Bench, metrics: ApiMetrics, impl: str, names: list[str]) -> dict[str, Any]:
