@@ -71,12 +71,6 @@ SOAK_SECONDS ?= 480
 soak: venv controlplane
 	SOAK_SECONDS=$(SOAK_SECONDS) $(PY) -m bench.soak
 
-# Access changes measured (docs/benchmarks-access.md): RoleBinding removed -> forbidden beside the
-# client-only floor, and steady access-review load, RBAC watched vs polling.
-.PHONY: bench-access
-bench-access: venv controlplane
-	$(PY) -m bench.access
-
 # The integration suite on K3s in Docker through testcontainers (the harness's `k3s` extra): its
 # path for machines with a Docker engine but no control-plane binaries. NSDISCOVERY_CONTROL_PLANE
 # makes it K3s even where Go could build the binaries; tests that crash kube-apiserver or etcd

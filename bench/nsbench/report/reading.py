@@ -127,13 +127,8 @@ def _reading_latency(
         within = sum(v <= bound for v in lat["revoke_to_forbidden"] if not math.isnan(v))
         out.append(
             "- **RoleBinding removed**, as here, where the scheduler may not watch RBAC objects, is seen "
-            "at the next access re-check (where it may, a change is acted on at once: "
-            + (
-                "the RBAC-watched rows above"
-                if "revoke_watched_to_forbidden" in lat
-                else "docs/benchmarks-access.md, `make bench-access`"
-            )
-            + "). With "
+            "at the next access re-check (where it may, a change is acted on at once: the RBAC-watched "
+            "rows above). With "
             f"`access_recheck_interval={interval:g}` s and jitter 0.1 a re-check comes every "
             f"{interval * 0.9:g}-{interval * 1.1:g} s, observed on the engine's 0.25 s tick, so the expected "
             f"latency is uniform-ish between 0 and ≈ {bound:.0f} ms (mean ≈ {interval * 500 + 125:.0f} ms). "
