@@ -334,14 +334,14 @@ def steady_findings(results: dict[str, Any]) -> list[str]:
     early = _reviews_while_watched(ours)
     if early:
         out.append(
-            "**The first re-checks of the start-up reviews keep the short interval** "
-            "(`discovery/controller.py`, `_review`). Measured, idle, RBAC watched from the window's start: "
-            f"{early} after start(). A review schedules its namespace's next one with "
-            "`_recheck_interval()` as it is at that moment: reviews done before the RBAC watch is up "
-            f"use `access_recheck_interval` (first re-check at [0.5, 1] x {RECHECK_S:g} s), later ones the "
-            f"backstop ({BACKSTOP_S:g} s). Suggested fix: when `access_watched` becomes true, move "
-            "every namespace whose next review is due sooner than [0.5, 1] x the backstop to a time "
-            "drawn from that range, so the start-up wave of re-checks does not happen."
+            "**The start-up reviews done before the RBAC watch was up are re-checked once at the short "
+            "interval**, by design (`discovery/controller.py`, `_review`). Measured, idle, RBAC watched "
+            f"from the window's start: {early} after start(). A review schedules its namespace's next one "
+            "with `_recheck_interval()` as it is at that moment: reviews done before the RBAC watch had "
+            f"listed every kind use `access_recheck_interval` (first re-check at [0.5, 1] x {RECHECK_S:g} "
+            f"s), later ones the backstop ({BACKSTOP_S:g} s). The first list of each RBAC kind only records "
+            "what exists, so a binding removed between such a review and that list is seen by nothing "
+            "else: moving those re-checks to the backstop would save these reviews and open that gap."
         )
     return out
 
