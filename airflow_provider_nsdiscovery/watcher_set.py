@@ -44,6 +44,26 @@ class WatcherSet(Generic[W]):
         self._lock = threading.Lock()
         self.running: dict[str, W] = {}
 
+    def stop_unwanted(self, desired: Iterable[str]) -> frozenset[str]:
+        """Stop the watchers not in ``desired`` now, if that needs no wait; start nothing.
+
+        Stopping is cheap (a flag and a socket shutdown) and callers want it done at once, while
+        starting waits for threads; so while a reconcile holds the set (starting a batch), this
+        returns without waiting and the stop is left to the next reconcile.
+        """
+        wanted = frozenset(desired)
+        if not self._lock.acquire(blocking=False):
+            return frozenset()
+        try:
+            stop = frozenset(set(self.running) - wanted)
+            for namespace in stop:
+                self.running.pop(namespace).terminate()
+        finally:
+            self._lock.release()
+        if stop:
+            log.info("pod watchers: stopped %s; now watching %d namespaces", sorted(stop), len(self.running))
+        return stop
+
     def reconcile(self, desired: Iterable[str]) -> ReconcileResult:
         """Make the running watchers match ``desired``: start, restart dead ones, stop the rest."""
         wanted = frozenset(desired)

@@ -13,6 +13,7 @@ good decision stands and the review is retried.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable
 
@@ -22,6 +23,7 @@ from airflow_provider_nsdiscovery.discovery.permissions import (
     REQUIRED_PERMISSIONS,
     WATCH_PERMISSIONS,
     Permission,
+    ResourceRule,
     rule_grants,
 )
 from airflow_provider_nsdiscovery.discovery.source import REQUEST_TIMEOUT
@@ -79,19 +81,27 @@ class AccessReviewer:
 
     def _missing(self, namespace: str) -> list[Permission]:
         self._on_request("selfsubjectrulesreviews")
-        rules_review = self._api.create_self_subject_rules_review(
-            client.V1SelfSubjectRulesReview(spec=client.V1SelfSubjectRulesReviewSpec(namespace=namespace)),
+        # Plain JSON both ways: the client's models cost 0.6 ms of CPU per review (building the
+        # request model copies the client configuration; reading the answer builds a model per
+        # rule), 10x the JSON, and a start-up with 1000 namespaces makes 1000 reviews.
+        response = self._api.create_self_subject_rules_review(
+            {
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SelfSubjectRulesReview",
+                "spec": {"namespace": namespace},
+            },
+            _preload_content=False,
             _request_timeout=REQUEST_TIMEOUT,
         )
-        status = rules_review.status
-        rules = status.resource_rules or []
+        status = json.loads(response.data).get("status") or {}
+        rules = [ResourceRule.from_json(rule) for rule in status.get("resourceRules") or ()]
         missing = [p for p in self._required if not any(rule_grants(r, p) for r in rules)]
-        if not status.incomplete:
+        if not status.get("incomplete"):
             return missing
         log.debug(
             "rules review for %s is incomplete (%s); asking access reviews for %s",
             namespace,
-            status.evaluation_error,
+            status.get("evaluationError"),
             ", ".join(map(str, missing)),
         )
         return [p for p in missing if not self._allowed(namespace, p)]

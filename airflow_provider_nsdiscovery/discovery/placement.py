@@ -56,6 +56,10 @@ class TaskPlacement(Generic[K]):
         with self._lock:
             return self._counts[namespace]
 
+    def has_tasks(self, namespace: str) -> bool:
+        with self._lock:
+            return namespace in self._counts
+
     def items(self) -> list[tuple[K, str]]:
         with self._lock:
             return list(self._where.items())

@@ -147,8 +147,12 @@ class DynamicNamespaceKubernetesScheduler(AirflowKubernetesScheduler):
         start waits for the GIL while the watchers started before it open their connections: with
         namespaces labelled by the hundred, the last watch opened seconds after its label.
         Requests are coalesced: the thread reconciles to the newest plan, every namespace that
-        arrived meanwhile in one gated batch.
+        arrived meanwhile in one gated batch. Watchers the plan drops are stopped here at once
+        (a socket shutdown, no thread to wait for): handing that to the thread cost a wake-up,
+        1-2 ms at p50 in the bench, on the path that should take effect first.
         """
+        if hasattr(self, "_watch_api"):  # discovery may call back while upstream __init__ runs
+            self._watchers.stop_unwanted(self._desired(plan))
         with self._plan_requested:
             self._wanted_plan = plan
             self._plan_requested.notify()
@@ -176,10 +180,14 @@ class DynamicNamespaceKubernetesScheduler(AirflowKubernetesScheduler):
         gate = threading.Event()
         self._start_gate.current = gate
         try:
-            self._watchers.reconcile({ALL_NAMESPACES} if plan.cluster_wide else plan.namespaces)
+            self._watchers.reconcile(self._desired(plan))
         finally:
             self._start_gate.current = None
             gate.set()
+
+    @staticmethod
+    def _desired(plan: WatchPlan) -> frozenset[str]:
+        return frozenset({ALL_NAMESPACES}) if plan.cluster_wide else plan.namespaces
 
     def _make_kube_watchers(self) -> dict[str, ThreadedPodWatcher]:  # type: ignore[override]
         return self._watchers.running

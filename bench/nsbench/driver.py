@@ -179,6 +179,20 @@ class ChildExecutor:
 
         watcher_set.reconcile = timed_reconcile  # type: ignore[method-assign]
 
+        stop_unwanted = watcher_set.stop_unwanted
+
+        def timed_stop_unwanted(desired: Any) -> frozenset[str]:
+            before = dict(watcher_set.running)
+            stopped = stop_unwanted(desired)
+            now = time.monotonic()
+            for ns in stopped:
+                rec.add(ns, "watch-stop", now)
+                if (watcher := before.get(ns)) is not None:
+                    threading.Thread(target=self._await_exit, args=(ns, watcher), daemon=True).start()
+            return stopped
+
+        watcher_set.stop_unwanted = timed_stop_unwanted  # type: ignore[method-assign]
+
         factory = watcher_set._factory
 
         def timed_factory(namespace: str) -> Any:

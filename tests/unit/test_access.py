@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 from typing import Any
 
@@ -21,6 +22,7 @@ from airflow_provider_nsdiscovery.discovery.permissions import (
     REQUIRED_PERMISSIONS,
     WATCH_PERMISSIONS,
     Permission,
+    ResourceRule,
     rule_grants,
 )
 from airflow_provider_nsdiscovery.discovery.source import REQUEST_TIMEOUT
@@ -50,34 +52,42 @@ def rule(
 # rule_grants -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("granting", "permission", "expected"),
-    [
-        (rule(["get"], ["pods"]), Permission("get", "pods"), True),
-        (rule(["get"], ["pods"]), Permission("list", "pods"), False),
-        (rule(["*"], ["pods"]), Permission("delete", "pods"), True),
-        (rule(["get"], ["*"]), Permission("get", "pods"), True),
-        (rule(["get"], ["services"]), Permission("get", "pods"), False),
-        (rule(["get"], ["pods"], api_groups=["*"]), Permission("get", "pods"), True),
-        (rule(["get"], ["pods"], api_groups=["apps"]), Permission("get", "pods"), False),
-        (rule(["get"], ["pods"], api_groups=["apps", ""]), Permission("get", "pods"), True),
-        (rule(["get"], ["pods"], api_groups=[]), Permission("get", "pods"), False),
-        (rule(["get"], ["pods"], resource_names=["task-pod"]), Permission("get", "pods"), False),
-        (rule(["*"], ["*"], api_groups=["*"], resource_names=["x"]), Permission("create", "pods"), False),
-        (rule(["get"], ["pods/log"]), POD_LOG, True),
-        (rule(["get"], ["*"]), POD_LOG, True),
-        (rule(["get"], ["*/log"]), POD_LOG, True),
-        (rule(["get"], ["pods"]), POD_LOG, False),
-        (rule(["get"], ["pods/exec"]), POD_LOG, False),
-        (rule(["get"], ["*/exec"]), POD_LOG, False),
-        (rule(["list"], ["pods/log"]), POD_LOG, False),
-        (rule(["get"], ["pods/log"]), Permission("get", "pods"), False),
-    ],
-)
+WILDCARD_CASES = [
+    (rule(["get"], ["pods"]), Permission("get", "pods"), True),
+    (rule(["get"], ["pods"]), Permission("list", "pods"), False),
+    (rule(["*"], ["pods"]), Permission("delete", "pods"), True),
+    (rule(["get"], ["*"]), Permission("get", "pods"), True),
+    (rule(["get"], ["services"]), Permission("get", "pods"), False),
+    (rule(["get"], ["pods"], api_groups=["*"]), Permission("get", "pods"), True),
+    (rule(["get"], ["pods"], api_groups=["apps"]), Permission("get", "pods"), False),
+    (rule(["get"], ["pods"], api_groups=["apps", ""]), Permission("get", "pods"), True),
+    (rule(["get"], ["pods"], api_groups=[]), Permission("get", "pods"), False),
+    (rule(["get"], ["pods"], resource_names=["task-pod"]), Permission("get", "pods"), False),
+    (rule(["*"], ["*"], api_groups=["*"], resource_names=["x"]), Permission("create", "pods"), False),
+    (rule(["get"], ["pods/log"]), POD_LOG, True),
+    (rule(["get"], ["*"]), POD_LOG, True),
+    (rule(["get"], ["*/log"]), POD_LOG, True),
+    (rule(["get"], ["pods"]), POD_LOG, False),
+    (rule(["get"], ["pods/exec"]), POD_LOG, False),
+    (rule(["get"], ["*/exec"]), POD_LOG, False),
+    (rule(["list"], ["pods/log"]), POD_LOG, False),
+    (rule(["get"], ["pods/log"]), Permission("get", "pods"), False),
+]
+
+
+@pytest.mark.parametrize(("granting", "permission", "expected"), WILDCARD_CASES)
 def test_rule_grants_follows_rbac_wildcards(
     granting: client.V1ResourceRule, permission: Permission, expected: bool
 ) -> None:
     assert rule_grants(granting, permission) is expected
+
+
+@pytest.mark.parametrize(("granting", "permission", "expected"), WILDCARD_CASES)
+def test_a_rule_read_from_the_reviews_json_grants_what_the_client_model_grants(
+    granting: client.V1ResourceRule, permission: Permission, expected: bool
+) -> None:
+    as_json = client.ApiClient().sanitize_for_serialization(granting)
+    assert rule_grants(ResourceRule.from_json(as_json), permission) is expected
 
 
 def test_required_permissions_are_every_pod_verb_and_pod_logs() -> None:
@@ -110,17 +120,19 @@ class FakeAuthorizationApi:
         self.timeouts: list[Any] = []
 
     def create_self_subject_rules_review(
-        self, body: client.V1SelfSubjectRulesReview, _request_timeout: Any = None
+        self, body: dict[str, Any], _preload_content: bool = True, _request_timeout: Any = None
     ) -> Any:
-        self.rules_reviews.append(body.spec.namespace)
+        """Answers like the API server does, as the raw JSON the reviewer asks for."""
+        assert not _preload_content
+        self.rules_reviews.append(body["spec"]["namespace"])
         self.timeouts.append(_request_timeout)
-        return SimpleNamespace(
-            status=SimpleNamespace(
-                resource_rules=list(self.rules),
-                incomplete=self.incomplete,
-                evaluation_error="webhook authorizer" if self.incomplete else None,
-            )
-        )
+        status = {
+            "resourceRules": client.ApiClient().sanitize_for_serialization(self.rules),
+            "incomplete": self.incomplete,
+        }
+        if self.incomplete:
+            status["evaluationError"] = "webhook authorizer"
+        return SimpleNamespace(data=json.dumps({"kind": "SelfSubjectRulesReview", "status": status}))
 
     def create_self_subject_access_review(
         self, body: client.V1SelfSubjectAccessReview, _request_timeout: Any = None

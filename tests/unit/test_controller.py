@@ -100,6 +100,20 @@ def test_an_unreadable_namespace_that_left_the_selection_keeps_its_watcher_until
     assert "until the 1 task launched here finishes" in status.reason
 
 
+def test_a_namespace_without_tasks_that_left_the_selection_leaves_the_watch_plan_before_it_is_read() -> None:
+    harness = _started("team-a")
+    harness.cluster.namespaces["team-a"].labels = {}
+    harness.cluster.down = True  # the read that tells why cannot answer yet
+    harness.source.event("DELETED", "team-a")
+    harness.settle()
+    assert _state(harness, "team-a") is State.NOT_SELECTED
+    assert "team-a" not in harness.plans[-1].namespaces
+    del harness.cluster.namespaces["team-a"]
+    harness.cluster.down = False
+    harness.advance(31)
+    assert _state(harness, "team-a") is State.ABSENT  # the read, once answered, gives the reason
+
+
 def test_a_namespace_that_loses_its_label_drains_until_its_last_task_is_removed() -> None:
     harness = _started("team-a")
     harness.discovery.placement.place("task-1", "team-a")

@@ -644,3 +644,18 @@ def test_state_table_watched_is_a_frozenset_of_permitted_and_draining_namespaces
     watched = table.watched()
     assert isinstance(watched, frozenset)
     assert watched == frozenset({"team-a", "team-b"})
+
+
+def test_state_table_watched_follows_every_change_of_a_namespaces_state() -> None:
+    table = StateTable()
+    table.put(permitted("team-a"))
+    table.put(permitted("team-b"))
+    before = table.watched()
+    assert table.watched() is before  # unchanged membership: the same set, not rebuilt
+    table.put(draining("team-a"))  # still watched
+    assert table.watched() == {"team-a", "team-b"}
+    table.put(decide("team-b", SETTINGS, LABELLED, CANNOT_WATCH))
+    assert table.watched() == {"team-a"}
+    table.put(permitted("team-b"))
+    assert table.watched() == {"team-a", "team-b"}
+    assert before == {"team-a", "team-b"}  # an earlier answer is a snapshot, never changed under its reader

@@ -164,3 +164,24 @@ def test_a_watcher_that_failed_to_be_made_is_retried_on_the_next_reconcile() -> 
     failing.clear()
     assert watchers.reconcile({"team-a"}).started == {"team-a"}
     assert set(watchers.running) == {"team-a"}
+
+
+def test_stop_unwanted_stops_what_is_no_longer_desired_and_starts_nothing(
+    factory: Factory, watchers: WatcherSet[FakeWatcher]
+) -> None:
+    watchers.reconcile({"team-a", "team-b"})
+    team_a = watchers.running["team-a"]
+    assert watchers.stop_unwanted({"team-b", "team-c"}) == frozenset({"team-a"})
+    assert team_a.terminated == 1
+    assert set(watchers.running) == {"team-b"}
+    assert factory.namespaces() == ["team-a", "team-b"]  # team-c is left to reconcile
+
+
+def test_stop_unwanted_does_not_wait_for_a_reconcile_in_progress(
+    watchers: WatcherSet[FakeWatcher],
+) -> None:
+    watchers.reconcile({"team-a"})
+    with watchers._lock:  # a reconcile starting a batch of watchers holds the set
+        assert watchers.stop_unwanted(set()) == frozenset()
+    assert watchers.running["team-a"].terminated == 0
+    assert watchers.reconcile(set()).stopped == frozenset({"team-a"})
