@@ -159,10 +159,21 @@ class ChildExecutor:
         Each hook wraps an instance attribute and records *after* the wrapped call returned, so a
         timestamp means "done and visible", never "about to happen".
         """
+        self._hook_watchers()
+        self._hook_discovery()
+        self._hook_pod_creates()
+
+    def _stopped(self, stopped: Any, before: dict[str, Any]) -> None:
+        now = time.monotonic()
+        for ns in stopped:
+            self.rec.add(ns, "watch-stop", now)
+            if (watcher := before.get(ns)) is not None:
+                threading.Thread(target=self._await_exit, args=(ns, watcher), daemon=True).start()
+
+    def _hook_watchers(self) -> None:
         rec = self.rec
-        scheduler = self._our_scheduler()
-        watcher_set = scheduler._watchers
-        reconcile = watcher_set.reconcile
+        watcher_set = self._our_scheduler()._watchers
+        reconcile, stop_unwanted = watcher_set.reconcile, watcher_set.stop_unwanted
 
         def timed_reconcile(desired: Any = None) -> Any:
             before = dict(watcher_set.running)
@@ -170,29 +181,17 @@ class ChildExecutor:
             now = time.monotonic()
             for ns in result.started | result.restarted:
                 rec.add(ns, "watch-start", now)
-            for ns in result.stopped:
-                rec.add(ns, "watch-stop", now)
-                watcher = before.get(ns)
-                if watcher is not None:
-                    threading.Thread(target=self._await_exit, args=(ns, watcher), daemon=True).start()
+            self._stopped(result.stopped, before)
             return result
-
-        watcher_set.reconcile = timed_reconcile  # type: ignore[method-assign]
-
-        stop_unwanted = watcher_set.stop_unwanted
 
         def timed_stop_unwanted(desired: Any) -> frozenset[str]:
             before = dict(watcher_set.running)
             stopped = stop_unwanted(desired)
-            now = time.monotonic()
-            for ns in stopped:
-                rec.add(ns, "watch-stop", now)
-                if (watcher := before.get(ns)) is not None:
-                    threading.Thread(target=self._await_exit, args=(ns, watcher), daemon=True).start()
+            self._stopped(stopped, before)
             return stopped
 
+        watcher_set.reconcile = timed_reconcile  # type: ignore[method-assign]
         watcher_set.stop_unwanted = timed_stop_unwanted  # type: ignore[method-assign]
-
         factory = watcher_set._factory
 
         def timed_factory(namespace: str) -> Any:
@@ -212,6 +211,8 @@ class ChildExecutor:
 
         watcher_set._factory = timed_factory
 
+    def _hook_discovery(self) -> None:
+        rec = self.rec
         table = self._discovery().table
         put = table.put
 
@@ -222,17 +223,6 @@ class ChildExecutor:
             return previous
 
         table.put = timed_put  # type: ignore[method-assign]
-
-        run_pod_async = scheduler.run_pod_async
-
-        def timed_run_pod_async(pod: Any, **kwargs: Any) -> Any:
-            response = run_pod_async(pod, **kwargs)
-            self.pods[pod.metadata.namespace] = pod.metadata.name
-            rec.add(pod.metadata.namespace, "pod-created", time.monotonic())
-            return response
-
-        scheduler.run_pod_async = timed_run_pod_async  # type: ignore[method-assign]
-
         placement = self._discovery().placement
         placement_changed = placement.on_change
 
@@ -242,6 +232,18 @@ class ChildExecutor:
                 rec.add(namespace, "no-tasks", time.monotonic())
 
         placement.on_change = timed_placement_change
+
+    def _hook_pod_creates(self) -> None:
+        scheduler = self._our_scheduler()
+        run_pod_async = scheduler.run_pod_async
+
+        def timed_run_pod_async(pod: Any, **kwargs: Any) -> Any:
+            response = run_pod_async(pod, **kwargs)
+            self.pods[pod.metadata.namespace] = pod.metadata.name
+            self.rec.add(pod.metadata.namespace, "pod-created", time.monotonic())
+            return response
+
+        scheduler.run_pod_async = timed_run_pod_async  # type: ignore[method-assign]
 
     def _await_exit(self, namespace: str, watcher: Any) -> None:
         watcher.join(10)
