@@ -21,6 +21,17 @@ from airflow_provider_nsdiscovery.discovery.status import AccessDecision, Observ
 IDENTITY = "system:serviceaccount:airflow:scheduler"
 ALL_MISSING = tuple(str(p) for p in REQUIRED_PERMISSIONS)
 SELECTOR = {"airflow-enabled": "true"}
+SA_FLAG = "--serviceaccount=airflow:scheduler"
+APPLY = "--dry-run=client -o yaml | kubectl apply -f -"
+
+
+def grant_command(role: str, verbs: str, resource: str, subject: str) -> str:
+    """The kubectl commands remedies.rbac_fix gives for one Role in team-b."""
+    return (
+        f"kubectl -n team-b create role {role} --verb={verbs} --resource={resource} {APPLY} && "
+        f"(kubectl -n team-b create rolebinding {role} --role={role} {subject} || "
+        f"kubectl -n team-b set subject rolebinding {role} {subject})"
+    )
 
 
 class FakeClock:

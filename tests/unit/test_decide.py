@@ -19,6 +19,7 @@ from airflow_provider_nsdiscovery.discovery.status import (
     is_valid_namespace_name,
 )
 from airflow_provider_nsdiscovery.discovery.table import StateTable
+from tests.unit.discovery_fakes import SA_FLAG, grant_command
 
 SA = "system:serviceaccount:airflow:scheduler"
 SETTINGS = DiscoverySettings(home_namespace="airflow")
@@ -32,7 +33,6 @@ CANNOT_CREATE = AccessDecision(SA, ("create pods",))
 CANNOT_WATCH = AccessDecision(SA, ("watch pods", "delete pods"))
 CANNOT_LIST = AccessDecision(SA, ("list pods",))
 EXCLUDING_TEAM_B = DiscoverySettings(home_namespace="airflow", exclude_namespaces=("team-b",))
-APPLY = "--dry-run=client -o yaml | kubectl apply -f -"
 
 
 def permitted(name: str = "team-b") -> NamespaceStatus:
@@ -271,7 +271,7 @@ def test_missing_verbs_make_a_selected_namespace_forbidden_naming_identity_and_v
         "scheduler identity system:serviceaccount:airflow:scheduler lacks: watch pods, delete pods in team-b"
         in status.message
     )
-    assert status.fix == _grant("airflow-task-pods-pods-watch-delete", "watch,delete", "pods", SA_FLAG)
+    assert status.fix == grant_command("airflow-task-pods-pods-watch-delete", "watch,delete", "pods", SA_FLAG)
     assert status.checked_at == CANNOT_WATCH.checked_at
     assert not status.confirmed
 
@@ -280,7 +280,7 @@ def test_forbidden_fix_for_only_pod_logs_missing_grants_only_get_pods_log_re_run
     access = AccessDecision("alice@example.com", ("get pods/log",))
     status = decide("team-b", SETTINGS, LABELLED, access)
     assert status.state is State.FORBIDDEN
-    assert status.fix == _grant(
+    assert status.fix == grant_command(
         "airflow-task-pods-pods-log-get", "get", "pods/log", "--user=alice@example.com"
     )
     assert "--serviceaccount" not in status.fix
@@ -305,54 +305,6 @@ def test_candidate_namespace_that_cannot_be_read_is_permitted_by_access_alone() 
     assert status.reason == (
         f"listed in [kubernetes_namespace_discovery] candidate_namespaces and {SA} may manage pods there"
     )
-
-
-# rbac_fix --------------------------------------------------------------------------------------
-
-
-def _grant(role: str, verbs: str, resource: str, subject: str) -> str:
-    return (
-        f"kubectl -n team-b create role {role} --verb={verbs} --resource={resource} {APPLY} && "
-        f"(kubectl -n team-b create rolebinding {role} --role={role} {subject} || "
-        f"kubectl -n team-b set subject rolebinding {role} {subject})"
-    )
-
-
-SA_FLAG = "--serviceaccount=airflow:scheduler"
-
-
-def test_rbac_fix_for_only_pod_logs_missing_grants_only_get_pods_log() -> None:
-    fix = remedies.rbac_fix("team-b", SA, ("get pods/log",))
-    assert fix == _grant("airflow-task-pods-pods-log-get", "get", "pods/log", SA_FLAG)
-
-
-def test_rbac_fix_without_missing_permissions_named_grants_every_required_permission() -> None:
-    fix = remedies.rbac_fix("team-b", SA)
-    assert fix == " && ".join(
-        (
-            _grant(
-                "airflow-task-pods-pods-create-get-list-watch-patch-delete",
-                "create,get,list,watch,patch,delete",
-                "pods",
-                SA_FLAG,
-            ),
-            _grant("airflow-task-pods-pods-log-get", "get", "pods/log", SA_FLAG),
-        )
-    )
-
-
-def test_rbac_fix_names_each_role_after_what_it_grants_so_it_never_replaces_another_roles_rules() -> None:
-    """kubectl apply replaces a Role's rules: a Role named after its content is safe to apply."""
-    some = remedies.rbac_fix("team-b", SA, ("delete pods",))
-    more = remedies.rbac_fix("team-b", SA, ("delete pods", "create pods"))
-    assert "create role airflow-task-pods-pods-delete --verb=delete " in some
-    assert "create role airflow-task-pods-pods-delete-create --verb=delete,create " in more
-
-
-def test_rbac_fix_adds_the_identity_to_an_existing_binding_instead_of_replacing_its_subjects() -> None:
-    fix = remedies.rbac_fix("team-b", SA, ("get pods/log",))
-    assert "|| kubectl -n team-b set subject rolebinding airflow-task-pods-pods-log-get " in fix
-    assert "rolebinding" not in fix.split("|| ")[0].split(APPLY)[0]  # the binding is never applied
 
 
 # draining ----------------------------------------------------------------------------------------
