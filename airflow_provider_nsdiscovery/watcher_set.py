@@ -3,7 +3,9 @@
 The state table says which namespaces should be watched (desired); the running watchers are the
 actual state. :meth:`WatcherSet.reconcile` diffs the two and acts: start what is missing, restart
 what died, stop what is no longer wanted. It is idempotent, so it is called freely: on every
-discovery change and on every scheduler heartbeat as the health check.
+discovery change. The scheduler's per-loop health check is :meth:`WatcherSet.check`, which costs
+nothing until a watcher has said that it ended: a scan of every watcher on every scheduler loop
+was O(watched namespaces) per loop, paid again by each task launch at thousands of namespaces.
 """
 
 from __future__ import annotations
@@ -43,6 +45,20 @@ class WatcherSet(Generic[W]):
         self._factory = factory
         self._lock = threading.Lock()
         self.running: dict[str, W] = {}
+        self._ended: set[W] = set()  # watchers that said they ended, until a reconcile acts on them
+
+    def ended(self, namespace: str, watcher: W) -> None:
+        """Called by a watcher's own thread as it ends, whatever ends it; a stopped one is ignored."""
+        with self._lock:
+            if self.running.get(namespace) is watcher:
+                self._ended.add(watcher)
+
+    def check(self, desired: Callable[[], Iterable[str]]) -> ReconcileResult | None:
+        """The health check: reconcile to ``desired()`` only if a running watcher ended since the last one."""
+        with self._lock:
+            if not self._ended:
+                return None
+        return self.reconcile(desired())
 
     def stop_unwanted(self, desired: Iterable[str]) -> frozenset[str]:
         """Stop the watchers not in ``desired`` now, if that needs no wait; start nothing.
@@ -69,7 +85,12 @@ class WatcherSet(Generic[W]):
         wanted = frozenset(desired)
         with self._lock:
             stop = set(self.running) - wanted
-            dead = {ns for ns in wanted & set(self.running) if not self.running[ns].is_alive()}
+            ended, self._ended = self._ended, set()
+            dead = {
+                ns
+                for ns in wanted & set(self.running)
+                if self.running[ns] in ended or not self.running[ns].is_alive()
+            }
             start = wanted - set(self.running)
             for namespace in stop | dead:
                 self.running.pop(namespace).terminate()

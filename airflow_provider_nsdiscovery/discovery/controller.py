@@ -120,6 +120,7 @@ class NamespaceDiscovery:
         self._event_at: dict[str, float] = {}
         self._refusals: TTLCache[str, NamespaceStatus] = TTLCache(10_000, NEGATIVE_TTL, timer=self._clock.now)
         self._plan = WatchPlan()
+        self._plan_behind = False  # the table's watched set may differ from _plan (an on_change raised)
         self._cluster_wide = False
         self._cluster_refused = False
         self._cluster_probe_at = 0.0
@@ -553,7 +554,7 @@ class NamespaceDiscovery:
     ) -> None:
         """``quiet``: a first decision that a read is about to refine; the refined one is logged."""
         with self._publish_lock:
-            self.table.put(status)
+            replaced = self.table.put(status)
             if previous is None or (previous.state, previous.reason) != (status.state, status.reason):
                 level = logging.WARNING if status.state in _WARN_STATES else logging.INFO
                 level = logging.DEBUG if quiet else level
@@ -567,7 +568,11 @@ class NamespaceDiscovery:
                     and not (previous and previous.watched)
                 ):
                     self.discovery_latencies.append(self._clock.now() - event_at)
-            self._publish_plan_locked()
+            # Building the plan reads every row: only when this row's watched flag changed. Every
+            # task placed or finished re-decides its namespace, and a full read there was
+            # O(namespaces) per task on the review workers, beside the scheduler loop.
+            if self._plan_behind or replaced is None or replaced.watched != status.watched:
+                self._publish_plan_locked()
 
     def _publish_plan(self) -> None:
         with self._publish_lock:
@@ -578,8 +583,10 @@ class NamespaceDiscovery:
             return  # a reconcile finishing after stop() must not start watchers again
         plan = WatchPlan(self.table.watched(), self._cluster_wide)
         if plan != self._plan:
+            self._plan_behind = True
             self._on_change(plan)  # raises to the worker, which retries; _plan stays old until then
             self._plan = plan
+        self._plan_behind = False
 
     # the namespace source loop -----------------------------------------------------------------
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -36,10 +37,18 @@ def stat_name(metric: str, value: str = "") -> str:
     return f"{PREFIX}.{metric}.{_UNSAFE.sub('_', value)}" if value else f"{PREFIX}.{metric}"
 
 
+EVERY = 5.0
+"""Seconds between two emissions. The gauges read every namespace's status and every watcher's
+health, O(namespaces); on each scheduler loop that was a per-task cost at thousands of namespaces.
+StatsD flushes every 10 s by default, so a gauge set more often than that is overwritten unread."""
+
+
 class DiscoveryMetrics:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, every: float = EVERY) -> None:
         self._sent: Counter[str] = Counter()
         self._unhealthy: frozenset[str] = frozenset()
+        self._clock, self._every = clock, every
+        self._last = float("-inf")
 
     def emit(
         self,
@@ -47,7 +56,14 @@ class DiscoveryMetrics:
         scheduler: DynamicNamespaceKubernetesScheduler,
         loops: Sequence[LoopHealth] = (),
     ) -> None:
-        """``loops``: the executor's own supervised loops, beside discovery's and the scheduler's."""
+        """``loops``: the executor's own supervised loops, beside discovery's and the scheduler's.
+
+        Called on every scheduler loop; does its work at most once per ``every`` seconds.
+        """
+        now = self._clock()
+        if now - self._last < self._every:
+            return
+        self._last = now
         states = Counter(status.state for status in discovery.table.snapshot().values())
         for state in State:
             Stats.gauge(stat_name("namespaces", state.value), states[state], tags={"state": state.value})

@@ -68,6 +68,7 @@ class ThreadedPodWatcher(threading.Thread):
         api: client.CoreV1Api,
         on_forbidden: Callable[[str, str], None],
         gate: threading.Event | None = None,
+        on_end: Callable[[ThreadedPodWatcher], None] = lambda watcher: None,
     ) -> None:
         super().__init__(name=f"nsd-pod-watcher-{job_watcher.namespace}", daemon=True)
         self._job_watcher = job_watcher
@@ -76,15 +77,19 @@ class ThreadedPodWatcher(threading.Thread):
         self._api = _InterruptibleCoreV1(api, self._stream, self.health.progressed)
         self._on_forbidden = on_forbidden
         self._gate = gate
+        self._on_end = on_end
 
     @property
     def namespace(self) -> str:
         return str(self._job_watcher.namespace)
 
     def run(self) -> None:
-        if self._gate is not None:
-            self._gate.wait()  # opened once every watcher of the same reconcile has started
-        run_supervised(self.health, self._watch_once, self._stream.stopped, Backoff(initial=0.5))
+        try:
+            if self._gate is not None:
+                self._gate.wait()  # opened once every watcher of the same reconcile has started
+            run_supervised(self.health, self._watch_once, self._stream.stopped, Backoff(initial=0.5))
+        finally:
+            self._on_end(self)  # the scheduler's health check restarts it, unless it was stopped
 
     def _watch_once(self) -> None:
         watcher = self._job_watcher

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import random
 import ssl
 import threading
@@ -127,6 +128,7 @@ class DynamicNamespaceKubernetesScheduler(AirflowKubernetesScheduler):
         self.holds = CreateHolds()
         self._start_gate = threading.local()
         self._wanted_plan: WatchPlan | None = None
+        self._reconciled_plan: WatchPlan | None = None
         self._plan_requested = threading.Condition()
         self._loops = Supervisor()
         super().__init__(*args, **kwargs)
@@ -181,6 +183,7 @@ class DynamicNamespaceKubernetesScheduler(AirflowKubernetesScheduler):
         self._start_gate.current = gate
         try:
             self._watchers.reconcile(self._desired(plan))
+            self._reconciled_plan = plan
         finally:
             self._start_gate.current = None
             gate.set()
@@ -203,7 +206,11 @@ class DynamicNamespaceKubernetesScheduler(AirflowKubernetesScheduler):
             team_name=self.team_name,
         )
         return ThreadedPodWatcher(
-            job_watcher, self._watch_api, self._watch_refused, gate=getattr(self._start_gate, "current", None)
+            job_watcher,
+            self._watch_api,
+            self._watch_refused,
+            gate=getattr(self._start_gate, "current", None),
+            on_end=functools.partial(self._watchers.ended, namespace),
         )
 
     def _watch_config(self) -> Any:
@@ -229,7 +236,18 @@ class DynamicNamespaceKubernetesScheduler(AirflowKubernetesScheduler):
         self.discovery.invalidate(CLUSTER_SCOPE if namespace == ALL_NAMESPACES else namespace, why)
 
     def _health_check_kube_watchers(self) -> None:
-        self.reconcile_watchers(self.discovery.plan)
+        """Upstream's per-loop check, O(1) unless something changed.
+
+        Upstream asks every watcher ``is_alive()`` on every scheduler loop; at thousands of
+        namespaces that scan (and a diff of the whole plan) was a per-task cost of the loop. Here a
+        watcher thread says when it ends, and a new plan is reconciled by the reconcile thread
+        (and here, if that has not happened yet): with neither, there is nothing to check.
+        """
+        plan = self.discovery.plan
+        if plan is not self._reconciled_plan:
+            self.reconcile_watchers(plan)
+        else:
+            self._watchers.check(lambda: self._desired(plan))
 
     def run_next(self, next_job: KubernetesJob) -> None:
         super().run_next(next_job)

@@ -308,3 +308,30 @@ def test_a_refusal_moments_after_the_api_server_came_back_is_asked_again_before_
     harness.discovery.invalidate("team-a", "test: a 403 from a warm API server")
     harness.settle()
     assert _state(harness, "team-a") is State.FORBIDDEN
+
+
+def test_placing_and_removing_tasks_does_not_read_the_whole_state_table() -> None:
+    """Every task placed or finished re-decides its namespace; rebuilding the watch plan there read
+    every namespace's row, O(namespaces) per task. Only a change of what is watched may do that."""
+    harness = _started(*(f"team-{i}" for i in range(50)))
+    table = harness.discovery.table
+    reads = 0
+    watched = table.watched
+
+    def counted() -> frozenset[str]:
+        nonlocal reads
+        reads += 1
+        return watched()
+
+    table.watched = counted  # type: ignore[method-assign]
+    for i in range(20):
+        harness.discovery.placement.place(f"task-{i}", f"team-{i}")
+        harness.settle()
+        harness.discovery.placement.remove(f"task-{i}")
+        harness.settle()
+    assert reads == 0
+    harness.cluster.namespaces["team-3"].labels = {}
+    harness.source.event("DELETED", "team-3")
+    harness.settle()
+    assert reads == 1
+    assert "team-3" not in harness.plans[-1].namespaces

@@ -161,7 +161,7 @@ def test_failing_loops_are_logged_once_while_they_keep_failing_and_recovery_once
 ) -> None:
     loops = [ok("nsd-namespace-watch"), failing("nsd-reconcile-0", failures=1)]
     discovery = _discovery(loops)
-    emitter = metrics.DiscoveryMetrics()
+    emitter = metrics.DiscoveryMetrics(every=0)
     caplog.set_level(logging.INFO, logger=metrics.log.name)
 
     emitter.emit(discovery, _scheduler())  # type: ignore[arg-type]
@@ -183,7 +183,7 @@ def test_failing_loops_are_logged_once_while_they_keep_failing_and_recovery_once
 
 def test_counters_are_sent_as_tagged_deltas_and_latencies_once(stats: RecordingStats) -> None:
     discovery = _discovery()
-    emitter = metrics.DiscoveryMetrics()
+    emitter = metrics.DiscoveryMetrics(every=0)
     emitter.emit(discovery, _scheduler())  # type: ignore[arg-type]
     discovery.counters.refusals[State.FORBIDDEN] += 1
     discovery.counters.refusals[State.NOT_SELECTED] += 4
@@ -201,3 +201,28 @@ def test_counters_are_sent_as_tagged_deltas_and_latencies_once(stats: RecordingS
     assert stats.incrs("reconcile_retries") == [("", 2, None)]
     assert [v for kind, n, v, t in stats.calls if kind == "timing"] == [0.05]
     assert not discovery.discovery_latencies
+
+
+def test_emitting_on_every_scheduler_loop_reads_the_namespaces_once_per_interval(
+    stats: RecordingStats,
+) -> None:
+    """Reading every namespace and watcher is O(namespaces): not on each loop, which launches tasks."""
+    discovery = _discovery()
+    reads = 0
+    snapshot = discovery.table.snapshot
+
+    def counted() -> Any:
+        nonlocal reads
+        reads += 1
+        return snapshot()
+
+    discovery.table.snapshot = counted
+    now = [100.0]
+    emitter = metrics.DiscoveryMetrics(clock=lambda: now[0], every=5.0)
+    for _ in range(50):
+        emitter.emit(discovery, _scheduler())  # type: ignore[arg-type]
+        now[0] += 0.01
+    assert reads == 1
+    now[0] += 5.0
+    emitter.emit(discovery, _scheduler())  # type: ignore[arg-type]
+    assert reads == 2

@@ -185,3 +185,54 @@ def test_stop_unwanted_does_not_wait_for_a_reconcile_in_progress(
         assert watchers.stop_unwanted(set()) == frozenset()
     assert watchers.running["team-a"].terminated == 0
     assert watchers.reconcile(set()).stopped == frozenset({"team-a"})
+
+
+class CountingWatcher(FakeWatcher):
+    checks = 0
+
+    def is_alive(self) -> bool:
+        CountingWatcher.checks += 1
+        return self.alive
+
+
+def test_health_check_asks_no_watcher_whether_it_is_alive_until_one_says_it_ended() -> None:
+    """The scheduler runs the check on every loop: it must not cost O(watchers) per loop."""
+    watchers = WatcherSet(CountingWatcher)
+    desired = [f"ns-{i}" for i in range(1000)]
+    watchers.reconcile(desired)
+    CountingWatcher.checks = 0
+    asked = 0
+
+    def plan() -> list[str]:
+        nonlocal asked
+        asked += 1
+        return desired
+
+    for _ in range(100):
+        assert watchers.check(plan) is None
+    assert (CountingWatcher.checks, asked) == (0, 0)
+
+
+def test_a_watcher_that_says_it_ended_is_restarted_by_the_next_health_check_even_while_still_alive() -> None:
+    factory = Factory()
+    watchers = WatcherSet(factory)
+    watchers.reconcile(["team-a", "team-b"])
+    first = watchers.running["team-a"]
+    watchers.ended("team-a", first)  # its thread's last moments: is_alive() is still True
+
+    result = watchers.check(lambda: ["team-a", "team-b"])
+
+    assert result == ReconcileResult(restarted=frozenset({"team-a"}))
+    assert watchers.running["team-a"] is not first
+    assert watchers.check(lambda: ["team-a", "team-b"]) is None
+
+
+def test_a_stopped_watcher_saying_it_ended_does_not_trigger_a_reconcile() -> None:
+    factory = Factory()
+    watchers = WatcherSet(factory)
+    watchers.reconcile(["team-a", "team-b"])
+    stopped = watchers.running["team-a"]
+    watchers.reconcile(["team-b"])
+    watchers.ended("team-a", stopped)
+
+    assert watchers.check(lambda: ["team-b"]) is None

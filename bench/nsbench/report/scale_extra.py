@@ -63,8 +63,9 @@ def loop_cost_section(results: dict[str, Any]) -> list[str]:
         "upstream's `AirflowKubernetesScheduler._build_pod_request` (no check, no task placement). "
         "The check's share = time in our `_build_pod_request` beyond upstream's inside it; the pod "
         "create request is timed on its own, the rest of `sync()` is what remains (building the pod, "
-        "the watchers' events, upstream's bookkeeping). Every namespace used first got one untimed pod: "
-        + _first_pods(records),
+        "the watchers' events, upstream's bookkeeping). Every namespace used got one untimed pod right "
+        "before its timed ones (a create in a namespace with none in about 30 s is slow on the API "
+        "server's side, whoever sends it): " + _first_pods(records),
         "",
         md_table(
             [
