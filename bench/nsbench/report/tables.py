@@ -59,6 +59,11 @@ def latency_rows(
             goal,
         ),
         (
+            "label_to_pod_seen",
+            "label applied → first pod seen by the namespace's watcher (its first event for the pod)",
+            goal,
+        ),
+        (
             "launch_only",
             "of which: `execute_async` + one `sync()` → pod created (context)",
             "",
