@@ -46,20 +46,21 @@ class TaskPlacement(Generic[K]):
             self.on_change(before)
         self.on_change(namespace)
 
-    def finished(self, task: K) -> str | None:
-        """The task's pod was seen ending: it stops counting now; ``remove`` takes it out later.
+    def finished(self, task: K, namespace: str) -> bool:
+        """The task's pod in ``namespace`` was seen ending: it stops counting now; ``remove`` takes it
+        out later.
 
         Called from a pod watcher's thread, so it only records. A task not placed (a pod of an
-        earlier scheduler, a result already taken out) or already finished changes nothing.
+        earlier scheduler, a result already taken out), already finished, or placed elsewhere (a
+        pod claiming another namespace's task, whose result the executor ignores) changes nothing.
         """
         with self._lock:
-            namespace = self._where.get(task)
-            if namespace is None or task in self._finished:
-                return None
+            if self._where.get(task) != namespace or task in self._finished:
+                return False
             self._finished.add(task)
             self._drop_locked(namespace)
         self.on_change(namespace)
-        return namespace
+        return True
 
     def is_finished(self, task: K) -> bool:
         with self._lock:

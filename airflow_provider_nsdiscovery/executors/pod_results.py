@@ -55,10 +55,10 @@ def result_key(annotations: dict[str, str], supports_task_instance_uuid: bool) -
 
 
 class ResultTap:
-    """The watcher's queue, which also reports each final result's task key to ``on_final``."""
+    """The watcher's queue, which also tells ``on_final`` each final result's task key and pod namespace."""
 
     def __init__(
-        self, queue: Any, on_final: Callable[[Hashable], object], supports_task_instance_uuid: bool
+        self, queue: Any, on_final: Callable[[Hashable, str], object], supports_task_instance_uuid: bool
     ) -> None:
         self._queue = queue
         self._on_final = on_final
@@ -68,7 +68,7 @@ class ResultTap:
     def around(
         cls,
         queue: Queue[KubernetesWatch],
-        on_final: Callable[[Hashable], object],
+        on_final: Callable[[Hashable, str], object],
         supports_task_instance_uuid: bool,
     ) -> Queue[KubernetesWatch]:
         """The tap, typed as the queue upstream's watcher takes (it only calls ``put``)."""
@@ -81,7 +81,7 @@ class ResultTap:
         try:
             key = result_key(item.annotations, self._uuid)
             if key is not None:
-                self._on_final(key)
+                self._on_final(key, item.namespace)
         except Exception:  # never into the watcher's loop: sync() takes the task out anyway
             log.exception("Could not record the end of pod %s/%s", item.namespace, item.pod_name)
 

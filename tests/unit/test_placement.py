@@ -21,7 +21,7 @@ def test_a_finished_task_stops_counting_but_still_tells_its_namespace() -> None:
     placement, changes = _placement()
     placement.place("task-1", "team-a")
     placement.place("task-2", "team-a")
-    assert placement.finished("task-1") == "team-a"
+    assert placement.finished("task-1", "team-a")
     assert placement.count("team-a") == 1
     assert placement.namespace_of("task-1") == "team-a"  # its result is still checked against it
     assert changes == ["team-a", "team-a", "team-a"]
@@ -30,8 +30,8 @@ def test_a_finished_task_stops_counting_but_still_tells_its_namespace() -> None:
 def test_a_finished_task_seen_again_or_removed_later_changes_no_count() -> None:
     placement, changes = _placement()
     placement.place("task-1", "team-a")
-    placement.finished("task-1")
-    assert placement.finished("task-1") is None
+    placement.finished("task-1", "team-a")
+    assert not placement.finished("task-1", "team-a")
     assert placement.remove("task-1") == "team-a"
     assert placement.remove("task-1") is None
     assert not placement.has_tasks("team-a")
@@ -43,7 +43,7 @@ def test_removing_a_finished_task_leaves_the_other_tasks_counted() -> None:
     placement, _ = _placement()
     placement.place("task-1", "team-a")
     placement.place("task-2", "team-a")
-    placement.finished("task-1")
+    placement.finished("task-1", "team-a")
     placement.remove("task-1")
     assert placement.count("team-a") == 1
     placement.remove("task-2")
@@ -52,15 +52,24 @@ def test_removing_a_finished_task_leaves_the_other_tasks_counted() -> None:
 
 def test_the_end_of_a_task_never_placed_is_ignored() -> None:
     placement, changes = _placement()
-    assert placement.finished("another-schedulers-task") is None
+    assert not placement.finished("another-schedulers-task", "team-a")
     assert placement.items() == []
     assert changes == []
+
+
+def test_a_pod_elsewhere_claiming_the_task_does_not_release_its_namespace() -> None:
+    placement, changes = _placement()
+    placement.place("task-1", "team-a")
+    assert not placement.finished("task-1", "team-b")
+    assert placement.count("team-a") == 1
+    assert not placement.is_finished("task-1")
+    assert changes == ["team-a"]
 
 
 def test_a_finished_task_placed_again_counts_again() -> None:
     placement, _ = _placement()
     placement.place("task-1", "team-a")
-    placement.finished("task-1")
+    placement.finished("task-1", "team-a")
     placement.place("task-1", "team-a")
     assert not placement.is_finished("task-1")
     assert placement.count("team-a") == 1
@@ -80,10 +89,10 @@ def test_a_draining_namespace_stops_being_watched_once_its_last_task_is_seen_fin
     harness.cluster.namespaces["team-a"].labels = {}
     harness.source.event("DELETED", "team-a")
     harness.settle()
-    placement.finished("task-1")
+    placement.finished("task-1", "team-a")
     harness.settle()
     assert harness.discovery.status("team-a").state is State.DRAINING  # type: ignore[union-attr]
-    placement.finished("task-2")
+    placement.finished("task-2", "team-a")
     harness.settle()
     assert harness.discovery.status("team-a").state is State.NOT_SELECTED  # type: ignore[union-attr]
     assert "team-a" not in harness.plans[-1].namespaces

@@ -32,8 +32,9 @@ def _tap(*, uuid: bool = False) -> tuple[ResultTap, queue.Queue[KubernetesWatch]
     results: queue.Queue[KubernetesWatch] = queue.Queue()
     told: list[Hashable] = []
 
-    def on_final(key: Hashable) -> None:
+    def on_final(key: Hashable, namespace: str) -> None:
         assert results.qsize() > 0, "told before the result was queued"
+        assert namespace == "team-a"
         told.append(key)
 
     return ResultTap(results, on_final, uuid), results, told
@@ -79,7 +80,7 @@ def test_a_pod_whose_key_needs_the_database_is_left_to_sync() -> None:
 def test_a_failing_listener_never_breaks_the_watcher() -> None:
     results: queue.Queue[KubernetesWatch] = queue.Queue()
 
-    def broken(key: Hashable) -> None:
+    def broken(key: Hashable, namespace: str) -> None:
         raise RuntimeError("boom")
 
     ResultTap(results, broken, False).put(_watch(None))
