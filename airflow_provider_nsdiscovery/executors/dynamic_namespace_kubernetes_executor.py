@@ -162,6 +162,8 @@ class DynamicNamespaceKubernetesExecutor(KubernetesExecutor):
         if discovery.plan.cluster_wide:
             return  # one watch sees every pod, wherever it runs
         for key, namespace in discovery.placement.items():
+            if discovery.placement.is_finished(key):
+                continue  # its result is on the watcher's queue; the next sync() reports it
             status = discovery.status(namespace)
             if status is None or not status.gives_up_tasks:
                 continue

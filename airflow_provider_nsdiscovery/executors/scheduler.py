@@ -30,6 +30,7 @@ from airflow_provider_nsdiscovery.discovery.contracts import WatchPlan
 from airflow_provider_nsdiscovery.discovery.controller import CLUSTER_SCOPE
 from airflow_provider_nsdiscovery.discovery.source import REQUEST_TIMEOUT
 from airflow_provider_nsdiscovery.discovery.status import NamespaceStatus, State
+from airflow_provider_nsdiscovery.executors.pod_results import ResultTap
 from airflow_provider_nsdiscovery.executors.pod_watcher import ThreadedPodWatcher
 from airflow_provider_nsdiscovery.idempotent_create import UnansweredCreates
 from airflow_provider_nsdiscovery.loops import LoopHealth, Supervisor
@@ -197,7 +198,9 @@ class DynamicNamespaceKubernetesScheduler(AirflowKubernetesScheduler):
 
     def _make_kube_watcher(self, namespace: str) -> ThreadedPodWatcher:  # type: ignore[override]
         job_watcher = KubernetesJobWatcher(
-            watcher_queue=self.watcher_queue,
+            watcher_queue=ResultTap.around(
+                self.watcher_queue, self.discovery.placement.finished, self.supports_task_instance_uuid
+            ),
             namespace=namespace,
             resource_version=_resource_versions().get(namespace, "0"),
             scheduler_job_id=self.scheduler_job_id,

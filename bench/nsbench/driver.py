@@ -207,6 +207,15 @@ class ChildExecutor:
                 return response
 
             api.list_namespaced_pod = timed_list_pods
+            job_watcher = watcher._job_watcher
+            process_status = job_watcher.process_status
+
+            def timed_process_status(*args: Any, **kwargs: Any) -> None:
+                # Where upstream's watch loop hands a pod's event on: the watcher has seen the pod.
+                rec.add(namespace, "pod-seen", time.monotonic())
+                process_status(*args, **kwargs)
+
+            job_watcher.process_status = timed_process_status  # type: ignore[method-assign]
             return watcher
 
         watcher_set._factory = timed_factory

@@ -132,6 +132,39 @@ def test_label_removed_drains_then_stops_the_watcher(
     assert status_of(executor, team).state is State.NOT_SELECTED
 
 
+def test_a_draining_namespace_stops_its_watcher_once_the_last_pod_is_seen_ending_before_any_sync(
+    control_plane: Cluster,
+    ns_factory: Callable[..., str],
+    scheduler: Identity,
+    selector_label: str,
+    admin: client.CoreV1Api,
+    make_executor: Callable[..., Executor],
+) -> None:
+    team = ns_factory(labels={selector_label: "true"})
+    control_plane.grant(scheduler, team, POD_RULES)
+    executor = make_executor()
+    key = launch(executor, team)
+    pod = pod_of(admin, executor, key)
+    control_plane.label_namespace(team, {selector_label: None})
+    wait_until(lambda: status_of(executor, team).state is State.DRAINING, f"{team} draining")
+    executor.get_event_buffer()  # the launch's "queued"
+
+    control_plane.set_pod_phase(team, pod.metadata.name, "Failed", exit_code=1)
+
+    # No sync() runs: the watcher's event alone releases the namespace.
+    wait_until(lambda: team not in watched(executor), f"watcher for {team} stopped on the pod's end")
+    assert status_of(executor, team).state is State.NOT_SELECTED
+    assert key in executor.running  # not reported yet
+    assert key not in executor.event_buffer
+    executor.sync()
+    assert key not in executor.running
+    assert executor.get_event_buffer()[key][0] == TaskInstanceState.FAILED
+    executor.sync()
+    assert key not in executor.get_event_buffer()  # reported once
+    assert discovery_of(executor).placement.items() == []
+    assert team not in watched(executor)
+
+
 def test_deleted_namespace_has_its_watcher_stopped(
     control_plane: Cluster,
     ns_factory: Callable[..., str],

@@ -79,23 +79,24 @@ def access_paths_reading(results: dict[str, Any], out: list[str], gaps: list[str
             "drain_to_stopped",
             "last pod finished in a draining namespace → watcher stopped",
             gaps,
-            f" ({cadence:g} s between the executor's `sync()` calls; waiting for it is p99 "
-            f"{fmt_ms(done['p99'])} ms of that, the rest, task out of the placement → stopped, p99 "
-            f"{fmt_ms(done_stop['p99'])} ms)",
+            f" ({cadence:g} s between the executor's `sync()` calls; pod finished → task no longer "
+            f"counted p99 {fmt_ms(done['p99'])} ms of that, the rest, task no longer counted → stopped, "
+            f"p99 {fmt_ms(done_stop['p99'])} ms)",
         )
         alone, tried = lat.get("drain_stopped_without_sync", 0), lat.get("drain_without_sync_trials", 0)
         out.append(
             "- **Last pod finished in a draining namespace → watcher stopped**: the admin writes the pod's "
             "status `Succeeded` as a kubelet would (timed from just before that request: one GET of the "
-            "pod and the status PATCH). The drain is decided from the executor's task placement, and a "
-            "finished task leaves it in the executor's `sync()`, which the scheduler calls once per "
-            f"scheduler loop: here with {cadence:g} s between the end of one and the start of the "
-            "next, as an idle scheduler sleeps between its loops "
-            "(`scheduler_idle_sleep_time`, default 1 s); a busy scheduler loops sooner. Measured "
-            f"p50 {fmt_ms(st['p50'])} ms, p99 {fmt_ms(st['p99'])} ms, of which waiting for that `sync()` "
-            f"(pod finished → task out of the placement) p50 {fmt_ms(done['p50'])} ms and p99 "
-            f"{fmt_ms(done['p99'])} ms, and the product's own path from there (task out → watcher "
-            f"stopped) p50 {fmt_ms(done_stop['p50'])} ms, p99 {fmt_ms(done_stop['p99'])} ms. Without any "
+            "pod and the status PATCH). The drain is decided from the executor's task placement; a task "
+            "stops counting there once its namespace's pod watcher has put the pod's final result on "
+            "upstream's queue (executors/pod_results.py), and leaves it in the executor's `sync()`, "
+            "which the scheduler calls once per scheduler loop and which reports the task: here with "
+            f"{cadence:g} s between the end of one and the start of the next, as an idle scheduler "
+            "sleeps between its loops (`scheduler_idle_sleep_time`, default 1 s). Measured "
+            f"p50 {fmt_ms(st['p50'])} ms, p99 {fmt_ms(st['p99'])} ms, of which pod finished → task no "
+            f"longer counted p50 {fmt_ms(done['p50'])} ms and p99 "
+            f"{fmt_ms(done['p99'])} ms, and from there to the watcher stopped "
+            f"p50 {fmt_ms(done_stop['p50'])} ms, p99 {fmt_ms(done_stop['p99'])} ms. Without any "
             f"`sync()` the watcher's event alone stopped the watcher in {alone} of {tried} tries (2 s "
             "waited each)."
         )

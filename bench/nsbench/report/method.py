@@ -54,7 +54,9 @@ def method_section(results: dict[str, Any]) -> list[str]:
         "- Label → first pod: right after the label PATCH returns, the executor is asked to queue a task "
         "whose `pod_override` names that namespace and to run one `sync()`; the time is taken when "
         "`create_namespaced_pod` has returned. The pre-launch check answers from the table when the "
-        "namespace's watch event has been processed, and otherwise looks on demand (one GET + one review).",
+        "namespace's watch event has been processed, and otherwise looks on demand (one GET + one review). "
+        "Seen by its watcher: the same trial, until the namespace's pod watcher hands its first event "
+        "for the pod on to upstream's handling (`process_status`), the end-to-end path of issue 12.",
         "- Namespace deleted: the watcher stops when the namespace turns `Terminating` (its pods are no "
         "longer "
         "launchable); the harness then finishes the deletion as a namespace controller would.",

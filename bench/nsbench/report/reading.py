@@ -72,6 +72,7 @@ def _reading_latency(
         ("label_to_watch_open", "label → watch open"),
         ("burst_to_watch_open", "labelled at once → each watch open"),
         ("label_to_pod", "label → first pod"),
+        ("label_to_pod_seen", "label → first pod seen by its watcher"),
         ("unlabel_to_stopped", "unlabel → stopped"),
         ("delete_to_stopped", "delete → stopped"),
     ]

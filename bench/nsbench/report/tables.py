@@ -59,6 +59,11 @@ def latency_rows(
             goal,
         ),
         (
+            "label_to_pod_seen",
+            "label applied → first pod seen by the namespace's watcher (its first event for the pod)",
+            goal,
+        ),
+        (
             "launch_only",
             "of which: `execute_async` + one `sync()` → pod created (context)",
             "",
@@ -136,10 +141,10 @@ def access_path_spec(lat: dict[str, Any], goal: str) -> list[tuple[str, str, str
         ),
         (
             "drain_to_task_done",
-            "of which: pod finished → task out of the executor's placement (in a `sync()`) (context)",
+            "of which: pod finished → the task no longer counted in the executor's placement (context)",
             "",
         ),
-        ("drain_task_done_to_stopped", "of which: task out of the placement → watcher stopped (context)", ""),
+        ("drain_task_done_to_stopped", "of which: task no longer counted → watcher stopped (context)", ""),
     ]
 
 

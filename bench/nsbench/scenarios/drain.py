@@ -4,11 +4,11 @@ A namespace is labelled, a task launched into it (its pod created), the label re
 namespace drains (no new tasks, the watcher stays while a task of ours is placed there). Then the
 admin plays kubelet and writes the pod's status ``Succeeded`` (the harness's ``set_pod_phase``,
 the status a kubelet writes; one GET and the status PATCH). The drain is decided from the
-executor's task placement (discovery/placement.py), and a finished task leaves the placement in
-the executor's ``sync()`` (executors/dynamic_namespace_kubernetes_executor.py), after upstream's
-``sync()`` has taken the pod's result off the watcher's queue. So the watcher's event alone
-stops nothing; the scheduler loop must run. The child calls ``sync()`` on a thread at a fixed
-cadence, as the scheduler's loop calls the executor's heartbeat.
+executor's task placement (discovery/placement.py); a task stops counting there once its
+namespace's pod watcher has queued the pod's final result (executors/pod_results.py), and
+leaves it in the executor's ``sync()``, which reports it. The child calls ``sync()`` on a thread
+at a fixed cadence, as the scheduler's loop calls the executor's heartbeat, so that a drain that
+still waited for it would show that wait.
 """
 
 from __future__ import annotations
