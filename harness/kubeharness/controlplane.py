@@ -40,6 +40,12 @@ SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc"
 _LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 """Readiness probes must reach 127.0.0.1 directly even when http_proxy is set."""
 
+PORT_ATTEMPTS = 3
+
+
+class PortTaken(RuntimeError):
+    """A server could not listen: the port free_ports() picked was taken before the server bound it."""
+
 
 class ControlPlane(Cluster):
     """etcd, kube-apiserver and kube-controller-manager as child processes of the test run.
@@ -83,8 +89,6 @@ class ControlPlane(Cluster):
         self.tmpdir = owned_tmpdir("controlplane")
         stop_at_exit(self)
         try:
-            self._etcd_port, self._etcd_peer_port, self._apiserver_port = free_ports(3)
-            self.host = f"https://127.0.0.1:{self._apiserver_port}"
             self.ca_file = self.tmpdir / "ca.crt"
             self.admin_token = secrets.token_urlsafe(32)
             write_pki(self.tmpdir)
@@ -94,8 +98,7 @@ class ControlPlane(Cluster):
             (self.tmpdir / "tokens.csv").write_text(
                 f'{self.admin_token},nsd-admin,nsd-admin,"system:masters"\n'
             )
-            self._start_etcd()
-            self._start_apiserver()
+            self._start_servers()
             self._start_controller_manager()
         except BaseException:
             self.stop()
@@ -167,6 +170,31 @@ class ControlPlane(Cluster):
                 preexec_fn=die_with_parent if from_main else None,  # noqa: PLW1509 - only prctl(2)
             )
 
+    def _start_servers(self) -> None:
+        """etcd and kube-apiserver on fresh ports, and again on others if a port was taken meanwhile.
+
+        free_ports() must release its ports before the servers bind them, and test sessions or
+        benchmarks running beside this one pick ports too. The readiness probes only accept our own
+        servers (etcd by member name, kube-apiserver by our CA and token), so a port taken by another
+        run's server shows as our server failing to listen, never as a shared etcd.
+        """
+        self._etcd_name = f"nsd-{secrets.token_hex(4)}"
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            self._etcd_port, self._etcd_peer_port, self._apiserver_port = free_ports(3)
+            self.host = f"https://127.0.0.1:{self._apiserver_port}"
+            try:
+                self._start_etcd()
+                self._start_apiserver()
+                return
+            except PortTaken:
+                if attempt == PORT_ATTEMPTS:
+                    raise
+                for process in (self._apiserver, self._etcd):
+                    if process is not None:
+                        terminate(process, grace=0)
+                self._apiserver = self._etcd = None
+                shutil.rmtree(self.tmpdir / "etcd-data", ignore_errors=True)
+
     def _start_etcd(self) -> None:
         client_url = f"http://127.0.0.1:{self._etcd_port}"
         peer_url = f"http://127.0.0.1:{self._etcd_peer_port}"
@@ -174,20 +202,24 @@ class ControlPlane(Cluster):
             "etcd",
             [
                 str(self.binaries / "etcd"),
-                "--name=default",
+                f"--name={self._etcd_name}",
                 f"--data-dir={self.tmpdir / 'etcd-data'}",
                 f"--listen-client-urls={client_url}",
                 f"--advertise-client-urls={client_url}",
                 f"--listen-peer-urls={peer_url}",
                 f"--initial-advertise-peer-urls={peer_url}",
-                f"--initial-cluster=default={peer_url}",
+                f"--initial-cluster={self._etcd_name}={peer_url}",
                 "--unsafe-no-fsync",
             ],
         )
 
         def probe() -> bool:
             with _LOOPBACK.open(f"{client_url}/health", timeout=2) as response:
-                return b'"health":"true"' in response.read()
+                if b'"health":"true"' not in response.read():
+                    return False
+            # Healthy, but ours? Another run's etcd on this port would answer /health too.
+            with _LOOPBACK.open(f"{client_url}/v3/cluster/member/list", data=b"{}", timeout=2) as response:
+                return f'"name":"{self._etcd_name}"'.encode() in response.read()
 
         self._wait_ready(self._etcd, "etcd", probe)
 
@@ -253,7 +285,10 @@ class ControlPlane(Cluster):
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while True:
             if process.poll() is not None:
-                self._fail(f"{name} exited with code {process.returncode} during startup")
+                message = f"{name} exited with code {process.returncode} during startup"
+                if "address already in use" in tail(self.tmpdir / f"{name}.log", lines=20):
+                    raise PortTaken(message)
+                self._fail(message)
             with contextlib.suppress(OSError):  # refused, reset, or HTTP 500 while not ready
                 if probe():
                     return

@@ -18,9 +18,11 @@ from kubeharness import (
     Cluster,
     ControlPlane,
     NamespaceFactory,
+    controlplane,
     find_binaries,
     wait_until,
 )
+from kubeharness.processes import free_ports
 
 POD_RULES: list[client.V1PolicyRule] = [
     client.V1PolicyRule(api_groups=[""], resources=["pods"], verbs=["create", "get", "list", "delete"]),
@@ -278,3 +280,23 @@ def test_restarts_keep_port_and_data_and_stop_leaves_nothing_behind() -> None:
         assert not _process_alive(etcd_pid, "etcd")
     assert not _process_alive(controller_manager_pid, "kube-controller-manager")
     assert not tmpdir.exists()
+
+
+def test_a_port_another_runs_etcd_took_is_never_shared_but_retried_on_fresh_ports(
+    control_plane: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Test runs and benchmarks start control planes side by side; free_ports() cannot reserve a
+    port until the server binds it. An etcd of another run on our port answers /health too: had we
+    taken it for ours, two clusters would share one store until the other run stopped it."""
+    if not isinstance(control_plane, ControlPlane):
+        pytest.skip("ports are chosen by the process control plane")
+    taken = int(control_plane.etcd_url.rsplit(":", 1)[1])  # the session's etcd: alive, healthy
+    picks = iter([[taken, *free_ports(2)]])
+    monkeypatch.setattr(controlplane, "free_ports", lambda count: next(picks, None) or free_ports(count))
+
+    with _private_plane() as plane:
+        assert plane.etcd_url != control_plane.etcd_url
+        plane.create_namespace("only-here")
+        with control_plane.admin_api_client() as api_client:
+            names = {ns.metadata.name for ns in client.CoreV1Api(api_client).list_namespace().items}
+        assert "only-here" not in names
