@@ -87,7 +87,7 @@ k3s: $(K3S_STAMP)
 
 # The benchmark (bench/nsbench): latency beside the bare-client floor, validation cost, start-up at
 # N=10..1000 ours vs upstream, steady state; rewrites docs/benchmarks.md. BENCH_ARGS adds flags,
-# e.g. BENCH_ARGS="--quick" (writes nothing) or BENCH_ARGS="--repeats 3 --json raw.json".
+# e.g. BENCH_ARGS="--quick" (writes nothing) or BENCH_ARGS="--json raw.json" (keeps every sample).
 BENCH_ARGS ?=
 .PHONY: bench
 bench: venv controlplane

@@ -65,7 +65,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--repeats",
         type=int,
-        default=1,
+        default=3,
         help="runs of each scenario (fresh control plane each): median and spread across them",
     )
     parser.add_argument("--trials", type=int, default=100, help="trials per latency path (>= 50)")
@@ -148,7 +148,7 @@ def main() -> None:
     if args.quick:
         args.trials, args.sizes, args.steady_seconds, args.steady_bucket = 10, [10, 100], 30, 10
         args.check_iterations, args.miss_iterations, args.burst = 20_000, 50, 50
-        args.drain_trials, args.loop_tasks = 10, 20
+        args.drain_trials, args.loop_tasks, args.repeats = 10, 20, 1
         args.huge = min(args.huge, 300)
     results = run(args)
     if args.json:
